@@ -1,0 +1,59 @@
+use std::fmt;
+
+/// Why a notebook could not be read.
+///
+/// The `Display` form is one line naming the place (line and column, or cell index
+/// and key) and the problem; callers add the file name.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The text is not JSON.
+    #[error("not valid JSON at line {line}, column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The JSON is not shaped like a notebook.
+    #[error("{place}: {problem}")]
+    Structure { place: String, problem: String },
+    /// A notebook format this crate does not read.
+    #[error("{0}")]
+    UnsupportedVersion(String),
+}
+
+impl FormatError {
+    pub(crate) fn structure(place: impl Into<String>, problem: impl Into<String>) -> Self {
+        FormatError::Structure {
+            place: place.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Something worth telling the user about a notebook that was still read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// A 4.x minor newer than the newest this crate knows (4.5).
+    NewerMinor { minor: u64 },
+    /// A 4.5+ notebook had cells without ids; ids were added, as Python nbformat does.
+    MissingIdsAdded { count: usize },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::NewerMinor { minor } => write!(
+                f,
+                "notebook is nbformat 4.{minor}, newer than 4.5; reading it as 4.5 and keeping every field"
+            ),
+            Warning::MissingIdsAdded { count } => {
+                write!(
+                    f,
+                    "{count} cell(s) had no id; added fresh ids (nbformat 4.5 requires them)"
+                )
+            }
+        }
+    }
+}

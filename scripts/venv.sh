@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Provision the project's local Python environment (.venv) with what the given
+# requirements file lists, once; later calls are a no-op while it is complete.
+# Usage: scripts/venv.sh [kernel|test]   (default: test)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+kind=${1:-test}
+req="$root/scripts/requirements-$kind.txt"
+venv="$root/.venv"
+stamp="$venv/.nbexec-$kind-$(sha256sum "$req" "$root/scripts/requirements-kernel.txt" | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ]; then exit 0; fi
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+  echo "nbexec: creating $venv" >&2
+  "$python" -m venv "$venv"
+fi
+echo "nbexec: installing $(basename "$req") into $venv" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+touch "$stamp"
