@@ -1,0 +1,290 @@
+//! UTC instants for ArcGIS `date` parameters (epoch milliseconds or ISO-8601), kept
+//! within what Python's `datetime` can hold (years 1–9999, microsecond precision).
+
+use std::fmt;
+
+/// A UTC date and time with microsecond precision, year 1–9999.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UtcDateTime {
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    microsecond: u32,
+}
+
+const MICROS_PER_DAY: i128 = 86_400_000_000;
+
+impl UtcDateTime {
+    /// From milliseconds since 1970-01-01T00:00:00Z (ArcGIS `date`); `None` outside
+    /// years 1–9999.
+    pub fn from_epoch_millis(ms: i64) -> Option<UtcDateTime> {
+        UtcDateTime::from_epoch_micros(i128::from(ms) * 1000)
+    }
+
+    /// From microseconds since the epoch; `None` outside years 1–9999.
+    pub fn from_epoch_micros(us: i128) -> Option<UtcDateTime> {
+        let days = us.div_euclid(MICROS_PER_DAY);
+        let rest = us.rem_euclid(MICROS_PER_DAY);
+        let days = i64::try_from(days).ok()?;
+        let (year, month, day) = civil_from_days(days);
+        if !(1..=9999).contains(&year) {
+            return None;
+        }
+        let secs = rest / 1_000_000;
+        Some(UtcDateTime {
+            year: i32::try_from(year).ok()?,
+            month,
+            day,
+            hour: (secs / 3600) as u32,
+            minute: (secs / 60 % 60) as u32,
+            second: (secs % 60) as u32,
+            microsecond: (rest % 1_000_000) as u32,
+        })
+    }
+
+    /// Microseconds since the epoch.
+    pub fn epoch_micros(&self) -> i128 {
+        let days = days_from_civil(i64::from(self.year), self.month, self.day);
+        let secs =
+            i128::from(self.hour) * 3600 + i128::from(self.minute) * 60 + i128::from(self.second);
+        i128::from(days) * MICROS_PER_DAY + secs * 1_000_000 + i128::from(self.microsecond)
+    }
+
+    /// Parses ISO-8601 as Python's `datetime.fromisoformat` does for the extended
+    /// format: `YYYY-MM-DD`, optionally `T` or space, `HH:MM[:SS[.ffffff]]` (more
+    /// fraction digits are truncated, `,` also accepted), and an optional `Z` or
+    /// `±HH[:MM]` offset. No offset means UTC. The result is converted to UTC.
+    pub fn parse_iso8601(text: &str) -> Result<UtcDateTime, String> {
+        let bad = || format!("{text:?} is not an ISO-8601 date");
+        let b = text.as_bytes();
+        let num = |range: std::ops::Range<usize>| -> Result<u32, String> {
+            let part = b.get(range).ok_or_else(bad)?;
+            if part.iter().all(u8::is_ascii_digit) {
+                Ok(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+            } else {
+                Err(bad())
+            }
+        };
+        if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(bad());
+        }
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (mut hour, mut minute, mut second, mut micro) = (0, 0, 0, 0);
+        let mut i = 10;
+        if i < b.len() && (b[i] == b'T' || b[i] == b't' || b[i] == b' ') {
+            i += 1;
+            hour = num(i..i + 2)?;
+            if b.get(i + 2) != Some(&b':') {
+                return Err(bad());
+            }
+            minute = num(i + 3..i + 5)?;
+            i += 5;
+            if b.get(i) == Some(&b':') {
+                second = num(i + 1..i + 3)?;
+                i += 3;
+                if matches!(b.get(i), Some(b'.' | b',')) {
+                    i += 1;
+                    let start = i;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    if i == start {
+                        return Err(bad());
+                    }
+                    let mut frac: String = text[start..i].chars().take(6).collect();
+                    while frac.len() < 6 {
+                        frac.push('0');
+                    }
+                    micro = frac.parse().map_err(|_| bad())?;
+                }
+            }
+        }
+        let mut offset_minutes: i64 = 0;
+        if i < b.len() {
+            match b[i] {
+                b'Z' | b'z' if i + 1 == b.len() => {}
+                sign @ (b'+' | b'-') => {
+                    let oh = num(i + 1..i + 3)?;
+                    let om = match b.len() - (i + 3) {
+                        0 => 0,
+                        2 => num(i + 3..i + 5)?,
+                        3 if b[i + 3] == b':' => num(i + 4..i + 6)?,
+                        _ => return Err(bad()),
+                    };
+                    if oh > 23 || om > 59 {
+                        return Err(format!("{text:?} has an invalid UTC offset"));
+                    }
+                    offset_minutes = i64::from(oh * 60 + om);
+                    if sign == b'-' {
+                        offset_minutes = -offset_minutes;
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(i64::from(year), month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return Err(format!("{text:?} is not a valid date and time"));
+        }
+        let local = UtcDateTime {
+            year: year as i32,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            microsecond: micro,
+        };
+        let utc = local.epoch_micros() - i128::from(offset_minutes) * 60_000_000;
+        UtcDateTime::from_epoch_micros(utc)
+            .ok_or_else(|| format!("{text:?} is outside years 1-9999 in UTC"))
+    }
+
+    /// `2021-12-31T00:00:00Z`, with `.ffffff` when there are microseconds.
+    pub fn to_iso8601(&self) -> String {
+        let mut s = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        );
+        if self.microsecond != 0 {
+            s.push_str(&format!(".{:06}", self.microsecond));
+        }
+        s.push('Z');
+        s
+    }
+
+    /// `datetime.datetime(Y, M, D, h, m, s[, us], tzinfo=datetime.timezone.utc)`.
+    pub fn python_literal(&self) -> String {
+        let mut s = format!(
+            "datetime.datetime({}, {}, {}, {}, {}, {}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        );
+        if self.microsecond != 0 {
+            s.push_str(&format!(", {}", self.microsecond));
+        }
+        s.push_str(", tzinfo=datetime.timezone.utc)");
+        s
+    }
+
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+    pub fn month(&self) -> u32 {
+        self.month
+    }
+    pub fn day(&self) -> u32 {
+        self.day
+    }
+    pub fn hour(&self) -> u32 {
+        self.hour
+    }
+    pub fn minute(&self) -> u32 {
+        self.minute
+    }
+    pub fn second(&self) -> u32 {
+        self.second
+    }
+    pub fn microsecond(&self) -> u32 {
+        self.microsecond
+    }
+}
+
+impl fmt::Display for UtcDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_iso8601())
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_millis_convert() {
+        let dt = UtcDateTime::from_epoch_millis(1_640_908_800_000).unwrap();
+        assert_eq!(dt.to_iso8601(), "2021-12-31T00:00:00Z");
+        let dt = UtcDateTime::from_epoch_millis(-1).unwrap();
+        assert_eq!(dt.to_iso8601(), "1969-12-31T23:59:59.999000Z");
+        assert_eq!(
+            dt.python_literal(),
+            "datetime.datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=datetime.timezone.utc)"
+        );
+        assert!(UtcDateTime::from_epoch_millis(i64::MAX).is_none());
+        assert!(UtcDateTime::from_epoch_millis(-62_135_596_800_001).is_none());
+        assert!(UtcDateTime::from_epoch_millis(-62_135_596_800_000).is_some());
+    }
+
+    #[test]
+    fn iso_strings_parse_to_utc() {
+        let p = |s| UtcDateTime::parse_iso8601(s).map(|d| d.to_iso8601());
+        assert_eq!(p("2021-12-31"), Ok("2021-12-31T00:00:00Z".into()));
+        assert_eq!(p("2021-12-31T10:20"), Ok("2021-12-31T10:20:00Z".into()));
+        assert_eq!(
+            p("2021-12-31 10:20:30.5"),
+            Ok("2021-12-31T10:20:30.500000Z".into())
+        );
+        assert_eq!(
+            p("2021-12-31T10:20:30.1234567Z"),
+            Ok("2021-12-31T10:20:30.123456Z".into())
+        );
+        assert_eq!(
+            p("2022-01-01T01:00:00+02:00"),
+            Ok("2021-12-31T23:00:00Z".into())
+        );
+        assert_eq!(
+            p("2021-12-31T23:00:00-0130"),
+            Ok("2022-01-01T00:30:00Z".into())
+        );
+        assert!(p("2021-02-29").is_err());
+        assert_eq!(p("2024-02-29"), Ok("2024-02-29T00:00:00Z".into()));
+        assert!(p("2021-12-31T24:00").is_err());
+        assert!(p("yesterday").is_err());
+        assert!(p("2021-12-31T10:20:30+").is_err());
+        assert!(p("2021-12-31X").is_err());
+    }
+}
