@@ -1,0 +1,271 @@
+//! The Jupyter wire format: `[identities..., "<IDS|MSG>", signature, header,
+//! parent_header, metadata, content, buffers...]`, signed with HMAC-SHA256.
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+/// The protocol version written into every header we send.
+pub(crate) const PROTOCOL_VERSION: &str = "5.4";
+
+const DELIMITER: &[u8] = b"<IDS|MSG>";
+
+/// One Jupyter message, received from a kernel.
+///
+/// `header`, `parent_header`, `metadata` and `content` are kept as raw JSON:
+/// typed decoding rejects some valid traffic (an `execute_result` with a null
+/// count, a `dataresource` bundle without `schema`), and numbers must keep
+/// their exact text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// `header.msg_id`.
+    pub msg_id: String,
+    /// `header.msg_type`, e.g. `stream`, `execute_reply`.
+    pub msg_type: String,
+    /// `parent_header.msg_id`: the request this message answers, if any.
+    pub parent_msg_id: Option<String>,
+    /// The whole header.
+    pub header: Value,
+    /// The whole parent header (`{}` when there is none).
+    pub parent_header: Value,
+    /// The metadata dict.
+    pub metadata: Value,
+    /// The content dict.
+    pub content: Value,
+    /// Binary buffers that followed the content frame.
+    pub buffers: Vec<Bytes>,
+}
+
+/// Why a multipart frame set was not turned into a [`Message`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// Unsigned or wrongly signed: dropped and counted.
+    BadSignature,
+    /// Not a Jupyter message at all (no delimiter, missing frames, bad JSON).
+    Malformed(String),
+}
+
+/// Signing state shared by every socket of one connection.
+#[derive(Clone)]
+pub(crate) struct Session {
+    /// `None` when the connection's key is empty: Jupyter then neither signs
+    /// nor checks signatures.
+    mac: Option<Hmac<Sha256>>,
+    session_id: String,
+}
+
+impl Session {
+    pub(crate) fn new(key: &[u8]) -> Session {
+        let mac = if key.is_empty() {
+            None
+        } else {
+            // HMAC accepts keys of any length, so this cannot fail.
+            Hmac::<Sha256>::new_from_slice(key).ok()
+        };
+        Session {
+            mac,
+            session_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    fn sign(&self, parts: [&[u8]; 4]) -> String {
+        match &self.mac {
+            None => String::new(),
+            Some(mac) => {
+                let mut mac = mac.clone();
+                for p in parts {
+                    mac.update(p);
+                }
+                hex(&mac.finalize().into_bytes())
+            }
+        }
+    }
+
+    /// Builds the frames of a request (no identity prefix: DEALER sockets add
+    /// none) and returns them with the new message's id.
+    pub(crate) fn request(
+        &self,
+        msg_type: &str,
+        content: Value,
+        parent_header: Option<&Value>,
+    ) -> (String, Vec<Bytes>) {
+        let msg_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut header = Map::new();
+        header.insert("msg_id".into(), Value::from(msg_id.as_str()));
+        header.insert("msg_type".into(), Value::from(msg_type));
+        header.insert("session".into(), Value::from(self.session_id.as_str()));
+        header.insert("username".into(), Value::from("nbexec"));
+        header.insert(
+            "date".into(),
+            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+        header.insert("version".into(), Value::from(PROTOCOL_VERSION));
+        let header = to_bytes(&Value::Object(header));
+        let parent = parent_header.map_or_else(|| Bytes::from_static(b"{}"), to_bytes);
+        let metadata = Bytes::from_static(b"{}");
+        let content = to_bytes(&content);
+        let sig = self.sign([&header, &parent, &metadata, &content]);
+        let frames = vec![
+            Bytes::from_static(DELIMITER),
+            Bytes::from(sig),
+            header,
+            parent,
+            metadata,
+            content,
+        ];
+        (msg_id, frames)
+    }
+
+    /// Splits, verifies and decodes a received frame set.
+    pub(crate) fn decode(&self, frames: Vec<Bytes>) -> Result<Message, Rejected> {
+        let delim = frames
+            .iter()
+            .position(|f| f.as_ref() == DELIMITER)
+            .ok_or_else(|| Rejected::Malformed("no <IDS|MSG> delimiter".into()))?;
+        let mut rest = frames.into_iter().skip(delim + 1);
+        let mut next = || {
+            rest.next()
+                .ok_or(Rejected::Malformed("too few frames".into()))
+        };
+        let signature = next()?;
+        let header = next()?;
+        let parent = next()?;
+        let metadata = next()?;
+        let content = next()?;
+        let buffers: Vec<Bytes> = rest.collect();
+
+        if let Some(mac) = &self.mac {
+            let expected = unhex(&signature).ok_or(Rejected::BadSignature)?;
+            let mut mac = mac.clone();
+            for p in [&header, &parent, &metadata, &content] {
+                mac.update(p);
+            }
+            // `verify_slice` compares in constant time.
+            mac.verify_slice(&expected)
+                .map_err(|_| Rejected::BadSignature)?;
+        }
+
+        let parse = |what: &str, b: &Bytes| -> Result<Value, Rejected> {
+            serde_json::from_slice(b).map_err(|e| Rejected::Malformed(format!("{what}: {e}")))
+        };
+        let header = parse("header", &header)?;
+        let parent_header = parse("parent_header", &parent)?;
+        let metadata = parse("metadata", &metadata)?;
+        let content = parse("content", &content)?;
+        let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+        let msg_id = text(&header, "msg_id").unwrap_or_default();
+        let msg_type = text(&header, "msg_type")
+            .ok_or_else(|| Rejected::Malformed("header has no msg_type".into()))?;
+        let parent_msg_id = text(&parent_header, "msg_id").filter(|s| !s.is_empty());
+        Ok(Message {
+            msg_id,
+            msg_type,
+            parent_msg_id,
+            header,
+            parent_header,
+            metadata,
+            content,
+            buffers,
+        })
+    }
+}
+
+fn to_bytes(v: &Value) -> Bytes {
+    // Serialising a `Value` cannot fail: its keys are strings.
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Lower-case hex, as Jupyter writes signatures and keys.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+fn unhex(text: &[u8]) -> Option<Vec<u8>> {
+    if text.is_empty() || !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    text.chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reply_frames(s: &Session, identity: &[u8]) -> Vec<Bytes> {
+        let (_, mut frames) = s.request(
+            "execute_reply",
+            json!({"status": "ok", "n": 12345678901234567890123_u128.to_string()}),
+            Some(&json!({"msg_id": "abc"})),
+        );
+        frames.insert(0, Bytes::copy_from_slice(identity));
+        frames.push(Bytes::from_static(b"\x00\x01buffer"));
+        frames
+    }
+
+    #[test]
+    fn a_signed_message_round_trips_with_identities_and_buffers() {
+        let s = Session::new(b"secret");
+        let m = s.decode(reply_frames(&s, b"ident")).expect("decodes");
+        assert_eq!(m.msg_type, "execute_reply");
+        assert_eq!(m.parent_msg_id.as_deref(), Some("abc"));
+        assert_eq!(m.content["status"], "ok");
+        assert_eq!(m.buffers, vec![Bytes::from_static(b"\x00\x01buffer")]);
+        assert_eq!(m.header["session"], m.header["session"]);
+        assert_eq!(m.header["version"], PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn wrong_key_missing_signature_and_tampering_are_rejected() {
+        let good = Session::new(b"secret");
+        let bad = Session::new(b"wrong");
+        assert_eq!(
+            good.decode(reply_frames(&bad, b"i")),
+            Err(Rejected::BadSignature)
+        );
+        let mut unsigned = reply_frames(&good, b"i");
+        unsigned[2] = Bytes::new();
+        assert_eq!(good.decode(unsigned), Err(Rejected::BadSignature));
+        let mut tampered = reply_frames(&good, b"i");
+        tampered[6] = Bytes::from_static(b"{\"status\": \"error\"}");
+        assert_eq!(good.decode(tampered), Err(Rejected::BadSignature));
+        let mut not_hex = reply_frames(&good, b"i");
+        not_hex[2] = Bytes::from_static(b"zz");
+        assert_eq!(good.decode(not_hex), Err(Rejected::BadSignature));
+    }
+
+    #[test]
+    fn an_empty_key_means_no_signing_and_no_checking() {
+        let s = Session::new(b"");
+        let (_, frames) = s.request("kernel_info_request", json!({}), None);
+        assert_eq!(frames[1], Bytes::new());
+        let m = s.decode(frames).expect("decodes");
+        assert_eq!(m.parent_msg_id, None);
+    }
+
+    #[test]
+    fn frames_without_a_delimiter_are_malformed() {
+        let s = Session::new(b"k");
+        assert!(matches!(
+            s.decode(vec![Bytes::from_static(b"x")]),
+            Err(Rejected::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex(b"00abFF"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(unhex(b"0"), None);
+    }
+}
