@@ -1,0 +1,496 @@
+//! Runs the cells of a notebook, in order, through a [`KernelSession`], and records
+//! outputs and papermill metadata as the kernel reports them.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nbexec_format::Notebook;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::events::RunEvent;
+use crate::metadata::{self, CellStatus};
+use crate::outputs::{self, DisplayIds};
+use crate::session::{KernelSession, SessionEvent};
+use crate::{CancelReason, CellError, Outcome};
+
+/// Tags that change how a cell is run.
+pub const SKIP_TAG: &str = "skip-execution";
+pub const RAISES_TAG: &str = "raises-exception";
+
+/// How cells are executed.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    pub execution_timeout: Option<Duration>,
+    pub total_timeout: Option<Duration>,
+    pub allow_errors: bool,
+    /// How many execute requests may be in flight at once (1 = strictly one after
+    /// another). The kernel queues them; `stop_on_error` aborts the rest on an error.
+    pub pipeline: usize,
+    /// How long to wait for the kernel to report an interrupted cell.
+    pub interrupt_grace: Duration,
+    pub autosave: Option<Duration>,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            execution_timeout: None,
+            total_timeout: None,
+            allow_errors: false,
+            pipeline: 1,
+            interrupt_grace: Duration::from_secs(3),
+            autosave: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Is this cell sent to the kernel? (nbclient skips empty sources.)
+pub fn is_executable(cell: &nbexec_format::Cell) -> bool {
+    cell.is_code() && !cell.source().trim().is_empty() && !cell.has_tag(SKIP_TAG)
+}
+
+struct InFlight {
+    cell: usize,
+    /// Not sent to the kernel (markdown, raw, empty, `skip-execution`): it only
+    /// waits its turn so that metadata is written in notebook order.
+    pass: bool,
+    /// When the kernel began running it (its `execute_input`, or failing that its
+    /// first output). Not `status: busy`: the kernel also reports busy for requests
+    /// it then aborts after an earlier error.
+    started: Option<(DateTime<Utc>, Instant)>,
+    /// When the kernel said busy for it: the fallback start of the timeout clock.
+    busy_at: Option<Instant>,
+    reply: Option<Value>,
+    idle: bool,
+    clear_pending: bool,
+}
+
+/// A checkpoint writer, called on the autosave timer.
+pub type Saver<'a> = &'a mut (dyn FnMut(&Notebook) + Send);
+
+/// Executes every cell of `nb` (already reset and injected) and returns how it ended.
+/// Metadata is updated as it goes; banners are the caller's business.
+pub async fn execute_cells<K: KernelSession>(
+    nb: &mut Notebook,
+    kernel: &mut K,
+    config: &ExecConfig,
+    cancel: &mut watch::Receiver<Option<CancelReason>>,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    save: Saver<'_>,
+) -> Outcome {
+    let order: Vec<usize> = (0..nb.cells().len()).collect();
+    let total = nb.cells().iter().filter(|c| is_executable(c)).count();
+    let run_start = Instant::now();
+    let total_deadline = config.total_timeout.map(|t| run_start + t);
+    let mut next_save = config.autosave.map(|every| Instant::now() + every);
+    let window = config.pipeline.max(1);
+
+    let mut by_msg: HashMap<String, usize> = HashMap::new();
+    let mut flights: VecDeque<InFlight> = VecDeque::new();
+    let mut displays = DisplayIds::default();
+    let mut next_send = 0; // index into `order` of the next cell to consider sending
+    let mut executed = 0;
+    // Once every sender is gone, `changed()` returns at once forever: stop polling it.
+    let mut cancel_open = true;
+
+    loop {
+        // Pass over non-executable cells at the front, and send up to the window.
+        while next_send < order.len() && flights.len() < window {
+            let index = order[next_send];
+            let cell = &nb.cells()[index];
+            if !is_executable(cell) {
+                if flights.is_empty() {
+                    metadata::cell_passed(&mut nb.cells_mut()[index], Utc::now());
+                } else {
+                    flights.push_back(InFlight { cell: index, pass: true, started: None, busy_at: None, reply: None, idle: true, clear_pending: false });
+                }
+                next_send += 1;
+                continue;
+            }
+            let stop_on_error = !(config.allow_errors || cell.has_tag(RAISES_TAG));
+            let source = cell.source().to_owned();
+            match kernel.execute(&source, stop_on_error).await {
+                Ok(msg_id) => {
+                    by_msg.insert(msg_id, index);
+                    flights.push_back(InFlight {
+                        cell: index,
+                        pass: false,
+                        started: None,
+                        busy_at: None,
+                        reply: None,
+                        idle: false,
+                        clear_pending: false,
+                    });
+                    next_send += 1;
+                }
+                Err(detail) => {
+                    return Outcome::KernelDied {
+                        cell: Some(index),
+                        detail,
+                    };
+                }
+            }
+        }
+        let Some(front) = flights.front() else {
+            return Outcome::Completed;
+        };
+        let front_cell = front.cell;
+
+        // The earliest deadline: this cell's timeout, the run's, or the autosave.
+        let cell_deadline = match (config.execution_timeout, front.started.map(|s| s.1).or(front.busy_at)) {
+            (Some(t), Some(at)) => Some(at + t),
+            _ => None,
+        };
+        let deadline = [cell_deadline, total_deadline, next_save]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+
+        tokio::select! {
+            biased;
+            changed = cancel.changed(), if cancel_open => {
+                if changed.is_err() {
+                    cancel_open = false;
+                    continue;
+                }
+                let reason = *cancel.borrow();
+                if let Some(reason) = reason {
+                    let detail = format!("execution was cancelled ({})", reason.describe());
+                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, events, "ExecutionCancelled", detail,
+                        Outcome::Cancelled { cell: Some(front_cell), reason }).await;
+                }
+            }
+            event = kernel.recv() => {
+                match event {
+                    SessionEvent::Died { detail } => {
+                        // With requests pipelined, the cell that was running is the
+                        // last one the kernel started, or the first without a reply,
+                        // whichever comes later: the ones before it had finished (the
+                        // kernel moved on), though their last messages may have been
+                        // lost with the process.
+                        let last_started = flights.iter().rposition(|f| !f.pass && f.started.is_some()).unwrap_or(0);
+                        let first_unreplied = flights.iter().position(|f| !f.pass && f.reply.is_none()).unwrap_or(0);
+                        let running = last_started.max(first_unreplied);
+                        for _ in 0..running {
+                            let Some(mut flight) = flights.pop_front() else { break };
+                            if flight.pass {
+                                metadata::cell_passed(&mut nb.cells_mut()[flight.cell], Utc::now());
+                                continue;
+                            }
+                            flight.reply.get_or_insert(Value::Null);
+                            if let Some(outcome) = finish_cell(nb, flight, config, events) {
+                                return outcome;
+                            }
+                        }
+                        let Some(flight) = flights.front() else { return Outcome::KernelDied { cell: None, detail } };
+                        let dead_cell = flight.cell;
+                        let at = Utc::now();
+                        let started = flight.started.map_or(at, |s| s.0);
+                        let cell = &mut nb.cells_mut()[dead_cell];
+                        cell.outputs_mut().push(error_output("DeadKernelError", &format!("Kernel died while executing this cell: {detail}")));
+                        metadata::cell_finished(cell, started, at, true);
+                        events(&RunEvent::CellFinished { index: dead_cell, status: CellStatus::Failed });
+                        return Outcome::KernelDied { cell: Some(dead_cell), detail };
+                    }
+                    SessionEvent::Iopub { parent, msg_type, content } => {
+                        let Some(parent) = parent else { continue };
+                        let Some(&index) = by_msg.get(&parent) else { continue };
+                        let Some(flight) = flights.iter_mut().find(|f| f.cell == index) else { continue };
+                        handle_iopub(nb, flight, &mut displays, events, &msg_type, &content, &mut executed, total);
+                    }
+                    SessionEvent::Reply { parent, msg_type, content } => {
+                        if msg_type != "execute_reply" { continue }
+                        let Some(parent) = parent else { continue };
+                        let Some(&index) = by_msg.get(&parent) else { continue };
+                        if let Some(flight) = flights.iter_mut().find(|f| f.cell == index) {
+                            flight.reply = Some(content);
+                        }
+                    }
+                }
+                // Finish every cell at the front that has both its reply and its idle.
+                while flights.front().is_some_and(|f| f.pass || (f.reply.is_some() && f.idle)) {
+                    let flight = flights.pop_front().expect("checked above");
+                    if flight.pass {
+                        metadata::cell_passed(&mut nb.cells_mut()[flight.cell], Utc::now());
+                        continue;
+                    }
+                    if let Some(outcome) = finish_cell(nb, flight, config, events) {
+                        return outcome;
+                    }
+                }
+            }
+            () = sleep => {
+                let now = Instant::now();
+                if cell_deadline.is_some_and(|d| now >= d) {
+                    let secs = config.execution_timeout.map_or(0, |t| t.as_secs());
+                    let detail = format!("A cell timed out while it was being executed, after {secs} seconds.");
+                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, events, "CellTimeoutError", detail.clone(),
+                        Outcome::Timeout { cell: Some(front_cell), detail }).await;
+                }
+                if total_deadline.is_some_and(|d| now >= d) {
+                    let mins = config.total_timeout.map_or(0, |t| t.as_secs() / 60);
+                    let detail = format!("The notebook did not finish within its time limit of {mins} minute(s).");
+                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, events, "NotebookTimeoutError", detail.clone(),
+                        Outcome::Timeout { cell: Some(front_cell), detail }).await;
+                }
+                if next_save.is_some_and(|d| now >= d) {
+                    save(nb);
+                    next_save = config.autosave.map(|every| Instant::now() + every);
+                }
+            }
+        }
+    }
+}
+
+fn error_output(ename: &str, evalue: &str) -> Value {
+    serde_json::json!({
+        "output_type": "error",
+        "ename": ename,
+        "evalue": evalue,
+        "traceback": [format!("{ename}: {evalue}")],
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_iopub(
+    nb: &mut Notebook,
+    flight: &mut InFlight,
+    displays: &mut DisplayIds,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    msg_type: &str,
+    content: &Value,
+    executed: &mut usize,
+    total: usize,
+) {
+    let index = flight.cell;
+    if let Some(id) = outputs::display_id(content) {
+        if matches!(
+            msg_type,
+            "execute_result" | "display_data" | "update_display_data"
+        ) {
+            if let Some(Value::Object(new)) = outputs::output_from_msg("display_data", content) {
+                for &(c, o) in displays.places(id) {
+                    if let Some(Value::Object(out)) = nb
+                        .cells_mut()
+                        .get_mut(c)
+                        .and_then(|cell| cell.outputs_mut().get_mut(o))
+                    {
+                        out.insert(
+                            "data".into(),
+                            new.get("data").cloned().unwrap_or(Value::Null),
+                        );
+                        out.insert(
+                            "metadata".into(),
+                            new.get("metadata").cloned().unwrap_or(Value::Null),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let cell = &mut nb.cells_mut()[index];
+    if let Some(count) = content.get("execution_count").and_then(Value::as_u64) {
+        cell.set_execution_count(Some(count));
+    }
+    if flight.started.is_none() && matches!(msg_type, "execute_input" | "stream" | "display_data" | "execute_result" | "error" | "clear_output") {
+        let at = Utc::now();
+        flight.started = Some((at, Instant::now()));
+        metadata::cell_started(cell, at);
+        *executed += 1;
+        events(&RunEvent::CellStarted { index, number: *executed, total });
+    }
+    match msg_type {
+        "status" => match content.get("execution_state").and_then(Value::as_str) {
+            Some("busy") => flight.busy_at = flight.busy_at.or(Some(Instant::now())),
+            Some("idle") => flight.idle = true,
+            _ => {}
+        },
+        "clear_output" => {
+            if content
+                .get("wait")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                flight.clear_pending = true;
+            } else {
+                cell.outputs_mut().clear();
+                displays.clear_cell(index);
+            }
+        }
+        "stream" | "display_data" | "execute_result" | "error" => {
+            if flight.clear_pending {
+                cell.outputs_mut().clear();
+                displays.clear_cell(index);
+                flight.clear_pending = false;
+            }
+            if msg_type == "stream" {
+                let name = content
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("stdout");
+                let text = content.get("text").and_then(Value::as_str).unwrap_or("");
+                events(&RunEvent::Stream { index, name, text });
+                if outputs::merge_stream(cell.outputs_mut(), name, text) {
+                    return;
+                }
+            }
+            if let Some(out) = outputs::output_from_msg(msg_type, content) {
+                let outs = cell.outputs_mut();
+                if let Some(id) = outputs::display_id(content) {
+                    displays.record(id, index, outs.len());
+                }
+                outs.push(out);
+                if let Some(out) = outs.last() {
+                    events(&RunEvent::Output { index, output: out });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Records a finished cell; returns the run's outcome if the run stops here.
+fn finish_cell(
+    nb: &mut Notebook,
+    flight: InFlight,
+    config: &ExecConfig,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+) -> Option<Outcome> {
+    let at = Utc::now();
+    let index = flight.cell;
+    let reply = flight.reply.unwrap_or(Value::Null);
+    let cell = &mut nb.cells_mut()[index];
+    if let Some(count) = reply.get("execution_count").and_then(Value::as_u64) {
+        cell.set_execution_count(Some(count));
+    }
+    let started = flight.started.map_or(at, |s| s.0);
+    let status = reply.get("status").and_then(Value::as_str).unwrap_or("ok");
+    if status == "ok" {
+        metadata::cell_finished(cell, started, at, false);
+        events(&RunEvent::CellFinished {
+            index,
+            status: CellStatus::Completed,
+        });
+        return None;
+    }
+    let text = |k: &str| {
+        reply
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (ename, evalue) = (text("ename"), text("evalue"));
+    if ename == "SystemExit" && (evalue.is_empty() || evalue == "0" || evalue == "None") {
+        metadata::cell_finished(cell, started, at, false);
+        events(&RunEvent::CellFinished {
+            index,
+            status: CellStatus::Completed,
+        });
+        return Some(Outcome::Exited { cell: index });
+    }
+    if config.allow_errors || cell.has_tag(RAISES_TAG) {
+        metadata::cell_finished(cell, started, at, false);
+        events(&RunEvent::CellFinished {
+            index,
+            status: CellStatus::Completed,
+        });
+        return None;
+    }
+    metadata::cell_finished(cell, started, at, true);
+    events(&RunEvent::CellFinished {
+        index,
+        status: CellStatus::Failed,
+    });
+    let traceback = match reply.get("traceback") {
+        Some(Value::Array(lines)) => lines
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(Outcome::CellFailed(CellError {
+        cell_index: index,
+        execution_count: cell.execution_count(),
+        ename: if status == "aborted" && ename.is_empty() {
+            "ExecutionAborted".into()
+        } else {
+            ename
+        },
+        evalue,
+        traceback,
+    }))
+}
+
+/// Interrupts the running cell, lets the kernel report it for a moment, records the
+/// cell as failed with an error output saying why, and returns `outcome`.
+#[allow(clippy::too_many_arguments)]
+async fn stop_running<K: KernelSession>(
+    nb: &mut Notebook,
+    kernel: &mut K,
+    config: &ExecConfig,
+    flights: &mut VecDeque<InFlight>,
+    by_msg: &HashMap<String, usize>,
+    displays: &mut DisplayIds,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    ename: &str,
+    detail: String,
+    outcome: Outcome,
+) -> Outcome {
+    let Some(front_cell) = flights.front().map(|f| f.cell) else {
+        return outcome;
+    };
+    kernel.interrupt().await;
+    // Collect what the kernel says about the interrupted cell (its KeyboardInterrupt
+    // traceback), briefly: the kernel may be wedged, and then we stop regardless.
+    let grace = tokio::time::sleep(config.interrupt_grace);
+    tokio::pin!(grace);
+    let mut dummy = 0;
+    loop {
+        let done = flights.front().is_some_and(|f| f.reply.is_some() && f.idle);
+        if done {
+            break;
+        }
+        tokio::select! {
+            () = &mut grace => break,
+            event = kernel.recv() => match event {
+                SessionEvent::Died { .. } => break,
+                SessionEvent::Iopub { parent: Some(parent), msg_type, content } => {
+                    if by_msg.get(&parent) == Some(&front_cell) {
+                        if let Some(flight) = flights.front_mut() {
+                            handle_iopub(nb, flight, displays, events, &msg_type, &content, &mut dummy, 0);
+                        }
+                    }
+                }
+                SessionEvent::Reply { parent: Some(parent), content, .. } => {
+                    if by_msg.get(&parent) == Some(&front_cell) {
+                        if let Some(flight) = flights.front_mut() {
+                            flight.reply = Some(content);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let at = Utc::now();
+    let started = flights.front().and_then(|f| f.started).map_or(at, |s| s.0);
+    let cell = &mut nb.cells_mut()[front_cell];
+    cell.outputs_mut().push(error_output(ename, &detail));
+    metadata::cell_finished(cell, started, at, true);
+    events(&RunEvent::CellFinished {
+        index: front_cell,
+        status: CellStatus::Failed,
+    });
+    outcome
+}
