@@ -357,45 +357,61 @@ fn record_nbexec(
 /// The notebook is written before the kernel is shut down, so a slow shutdown never
 /// delays the result; the kernel is gone when this returns, whatever happened.
 pub async fn run(
-    mut nb: Notebook,
+    nb: Notebook,
     opts: &RunOptions,
     events: &mut (dyn FnMut(&RunEvent) + Send),
-    mut cancel: watch::Receiver<Option<CancelReason>>,
+    cancel: watch::Receiver<Option<CancelReason>>,
 ) -> Result<RunResult, RunError> {
     if let OutputTarget::File(path) = &opts.output {
-        save::check_writable(path).map_err(|source| RunError::Output {
-            path: path.clone(),
-            source,
-        })?;
+        save::check_writable(path).map_err(|source| RunError::Output { path: path.clone(), source })?;
     }
-    let spec = match &opts.kernel_spec {
-        Some(spec) => spec.clone(),
-        None => {
-            nbexec_kernel::find_kernelspec(&choose_kernel_name(&nb, opts.kernel_name.as_deref()))?
-        }
-    };
-    prepare(&mut nb, opts);
-    let run_started = Utc::now();
+    let spec = resolve_spec(&nb, opts)?;
+    let launch = launch_options(opts);
+    let start = nbexec_kernel::KernelClient::start(&spec, &launch);
+    run_with_kernel(nb, opts, &spec.name, start, events, cancel).await
+}
 
-    let launch = LaunchOptions {
+/// The kernelspec a run uses: the given one, else found by name (see
+/// [`choose_kernel_name`]).
+pub fn resolve_spec(nb: &Notebook, opts: &RunOptions) -> Result<KernelSpec, RunError> {
+    Ok(match &opts.kernel_spec {
+        Some(spec) => spec.clone(),
+        None => nbexec_kernel::find_kernelspec(&choose_kernel_name(nb, opts.kernel_name.as_deref()))?,
+    })
+}
+
+/// How the kernel of a run is launched.
+pub fn launch_options(opts: &RunOptions) -> LaunchOptions {
+    LaunchOptions {
         transport: opts.transport,
         cwd: opts.cwd.clone(),
         start_timeout: opts.start_timeout,
         ..LaunchOptions::default()
-    };
+    }
+}
+
+/// Runs a prepared notebook on a kernel that `kernel` starts (or has started ahead
+/// of need: batch runs keep the next kernel warming while the current one works).
+pub async fn run_with_kernel(
+    mut nb: Notebook,
+    opts: &RunOptions,
+    kernel_name: &str,
+    kernel: impl std::future::Future<Output = Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    mut cancel: watch::Receiver<Option<CancelReason>>,
+) -> Result<RunResult, RunError> {
+    prepare(&mut nb, opts);
+    let run_started = Utc::now();
     let client = tokio::select! {
-        started = nbexec_kernel::KernelClient::start(&spec, &launch) => started?,
+        started = kernel => started?,
         reason = wait_cancel(&mut cancel) => {
             let outcome = Outcome::Cancelled { cell: None, reason };
-            return finish(nb, opts, &spec.name, outcome, run_started, None).await;
+            return finish(nb, opts, kernel_name, outcome, run_started, None).await;
         }
     };
     let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
-    events(&RunEvent::KernelReady {
-        kernel: &spec.name,
-        cells: total,
-    });
+    events(&RunEvent::KernelReady { kernel: kernel_name, cells: total });
 
     let strip = opts.strip_injected_on_save;
     let output = opts.output.clone();
@@ -414,7 +430,7 @@ pub async fn run(
         &mut autosave,
     )
     .await;
-    finish(nb, opts, &spec.name, outcome, run_started, Some(session)).await
+    finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await
 }
 
 async fn wait_cancel(cancel: &mut watch::Receiver<Option<CancelReason>>) -> CancelReason {

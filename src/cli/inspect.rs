@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{EXIT_FAILED, EXIT_OK, error_line};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The notebook
+    #[arg(value_name = "NB")]
+    notebook: PathBuf,
+    /// Print JSON (papermill's keys: name, inferred_type_name, default, help)
+    #[arg(long)]
+    json: bool,
+    /// Read the parameters cell as this kernel's language
+    #[arg(short = 'k', long = "kernel", value_name = "NAME")]
+    kernel: Option<String>,
+    /// Read the parameters cell as this language
+    #[arg(short = 'l', long = "language", value_name = "LANG")]
+    language: Option<String>,
+}
+
+pub fn main(args: InspectArgs) -> i32 {
+    let nb = match nbexec::read_notebook(&args.notebook) {
+        Ok(nb) => nb,
+        Err(e) => {
+            error_line(&e);
+            return e.exit_code();
+        }
+    };
+    let inspection = match nbexec_params::inspect_notebook(
+        &nb,
+        args.kernel.as_deref(),
+        args.language.as_deref(),
+    ) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            error_line(format!(
+                "{}: no cell tagged 'parameters'",
+                args.notebook.display()
+            ));
+            return EXIT_FAILED;
+        }
+        Err(e) => {
+            error_line(format!("{}: {e}", args.notebook.display()));
+            return EXIT_FAILED;
+        }
+    };
+    if args.json {
+        let list: Vec<serde_json::Value> =
+            inspection.parameters.iter().map(|p| p.to_json()).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return EXIT_OK;
+    }
+    // papermill's --help-notebook layout.
+    println!(
+        "Parameters inferred for notebook '{}':",
+        args.notebook.display()
+    );
+    if inspection.parameters.is_empty() {
+        println!("\n  No parameters assigned in the cell tagged 'parameters'");
+    }
+    for p in &inspection.parameters {
+        let type_repr = match p.papermill_type_name() {
+            "None" => "Unknown type",
+            t => t,
+        };
+        let default = p.default.as_deref().unwrap_or("None");
+        let definition = format!("  {}: {type_repr} (default {default})", p.name);
+        if definition.chars().count() > 30 {
+            if p.help.is_empty() {
+                println!("{definition}");
+            } else {
+                println!("{definition}\n{}{}", " ".repeat(34), p.help);
+            }
+        } else {
+            println!("{definition:<34}{}", p.help);
+        }
+    }
+    EXIT_OK
+}

@@ -1,0 +1,201 @@
+//! Parameter sources as the command line gives them, turned into an injected cell.
+
+use std::path::PathBuf;
+
+use nbexec_format::Notebook;
+use nbexec_params::{EsriRendering, InjectOptions, ParamType, ParameterSources, Parameters};
+use serde_json::Value;
+
+use crate::Error;
+
+/// Every way parameters can be given, in the form the command line collects them.
+/// They merge in a fixed order whatever order they were given in: `-b`, `-f`, `-y`,
+/// `-j`, `-p`, `-r` (later wins; a key keeps its first position).
+#[derive(Debug, Clone, Default)]
+pub struct ParamSources {
+    /// `-b`: base64-encoded YAML.
+    pub base64: Vec<String>,
+    /// `-f`: JSON (`.json`) or YAML files.
+    pub files: Vec<PathBuf>,
+    /// `-y`: YAML text.
+    pub yaml: Vec<String>,
+    /// `-j`: JSON objects (ArcGIS `notebookParameters`).
+    pub json: Vec<String>,
+    /// `-p NAME VALUE`: typed as papermill does.
+    pub typed: Vec<(String, String)>,
+    /// `-r NAME VALUE`: always strings.
+    pub raw: Vec<(String, String)>,
+    /// `--param-type NAME=TYPE`.
+    pub declared_types: Vec<String>,
+    /// `--featureset-format`: esri, geojson or arcgis (empty: esri).
+    pub featureset_format: String,
+    /// `--strict`: undeclared parameters are an error.
+    pub strict: bool,
+    /// Extra `{name}` values for the output path only (a batch line's `_index`).
+    pub path_vars: Vec<(String, String)>,
+    pub inject_input_path: bool,
+    pub inject_output_path: bool,
+}
+
+/// What injection did.
+pub(crate) struct Injection {
+    /// The output path with `{name}` filled from the parameters.
+    pub output_path: Option<String>,
+    pub warnings: Vec<String>,
+    /// The merged parameters, as recorded in the notebook.
+    pub parameters: Value,
+}
+
+fn params_error(e: impl std::fmt::Display) -> Error {
+    Error::Params(e.to_string())
+}
+
+/// Merges the sources, renders the parameters for the notebook's kernel, and
+/// places the injected cell.
+pub(crate) fn inject(
+    nb: &mut Notebook,
+    sources: &ParamSources,
+    input_path: &str,
+    output_template: Option<&str>,
+    kernel: Option<&str>,
+    language: Option<&str>,
+) -> Result<Injection, Error> {
+    let mut merged = ParameterSources::new();
+    if sources.inject_input_path || sources.inject_output_path {
+        // papermill injects these first, so any other source can override them.
+        merged.inject_paths(input_path, output_template.unwrap_or(""));
+    }
+    for b in &sources.base64 {
+        merged.base64_yaml(b.clone());
+    }
+    for path in &sources.files {
+        let contents = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        merged.file(path.to_string_lossy(), contents);
+    }
+    for y in &sources.yaml {
+        merged.yaml(y.clone());
+    }
+    for j in &sources.json {
+        merged.json(j.clone());
+    }
+    for (name, value) in &sources.typed {
+        merged.param(name.clone(), value.clone());
+    }
+    for (name, value) in &sources.raw {
+        merged.raw(name.clone(), value.clone());
+    }
+    let (mut params, merge_warnings) = merged.build().map_err(params_error)?;
+    if !sources.inject_input_path || !sources.inject_output_path {
+        // `inject_paths` adds both; keep only the ones asked for.
+        let keep = |name: &str| match name {
+            "PAPERMILL_INPUT_PATH" => sources.inject_input_path,
+            "PAPERMILL_OUTPUT_PATH" => sources.inject_output_path,
+            _ => true,
+        };
+        params = params
+            .iter()
+            .filter(|(n, _)| keep(n))
+            .map(|(n, v)| (n.to_owned(), v.clone()))
+            .collect::<Parameters>();
+    }
+    let output_path = output_template
+        .map(|t| fill_template(t, &params, &sources.path_vars))
+        .transpose()?;
+
+    let mut options = InjectOptions::default();
+    options.kernel_name = kernel.map(str::to_owned);
+    options.language = language.map(str::to_owned);
+    options.strict = sources.strict;
+    options.declared_types = sources
+        .declared_types
+        .iter()
+        .map(|d| ParamType::parse_declaration(d))
+        .collect::<Result<_, _>>()
+        .map_err(params_error)?;
+    if !sources.featureset_format.is_empty() {
+        options.esri = sources
+            .featureset_format
+            .parse::<EsriRendering>()
+            .map_err(Error::Params)?;
+    }
+    let done = nbexec_params::inject(nb, &params, &options).map_err(params_error)?;
+    let warnings = merge_warnings
+        .iter()
+        .chain(done.warnings.iter())
+        .map(ToString::to_string)
+        .collect();
+    Ok(Injection {
+        output_path,
+        warnings,
+        parameters: params.to_json(),
+    })
+}
+
+/// Fills `{name}` in a path from the parameters, as papermill's `str.format` does
+/// (`{{` and `}}` stand for braces).
+fn fill_template(template: &str, params: &Parameters, vars: &[(String, String)]) -> Result<String, Error> {
+    if !template.contains(['{', '}']) {
+        return Ok(template.to_owned());
+    }
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(ch) => name.push(ch),
+                        None => {
+                            return Err(Error::Usage(format!(
+                                "output path {template:?}: unclosed '{{'"
+                            )));
+                        }
+                    }
+                }
+                if let Some((_, v)) = vars.iter().find(|(k, _)| *k == name) {
+                    out.push_str(v);
+                    continue;
+                }
+                let value = params.get(&name).ok_or_else(|| {
+                    Error::Usage(format!("output path {template:?} names {{{name}}}, but no parameter {name} was given"))
+                })?;
+                out.push_str(&python_str(&value.to_json()));
+            }
+            '}' => {
+                return Err(Error::Usage(format!(
+                    "output path {template:?}: single '}}'"
+                )));
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Python's `str()` of a parameter value, for paths.
+fn python_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        Value::Number(n) if n.as_str().contains(['.', 'e', 'E']) => n
+            .as_f64()
+            .map(nbexec_format::python_float_repr)
+            .unwrap_or_else(|| n.to_string()),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,349 @@
+//! The run builder: everything `nbexec run` does, for embedders.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nbexec_runner::{CancelReason, OutputTarget, RunEvent, RunOptions, RunResult};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::Error;
+use crate::params::{self, ParamSources};
+
+/// Where the executed notebook goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A file; `{name}` in the path is filled from the parameters (as papermill does).
+    File(PathBuf),
+    /// Standard output, at the end.
+    Stdout,
+    /// Back over the input (ArcGIS `updatePortalItem`).
+    InPlace,
+    /// Not written: the result is only returned.
+    None,
+}
+
+impl Output {
+    /// `-` is stdout; anything else a path.
+    pub fn parse(s: &str) -> Output {
+        if s == "-" {
+            Output::Stdout
+        } else {
+            Output::File(PathBuf::from(s))
+        }
+    }
+}
+
+/// What `prepare_only` did.
+#[derive(Debug)]
+pub struct Prepared {
+    pub notebook: nbexec_format::Notebook,
+    pub warnings: Vec<String>,
+    pub written_to: Option<PathBuf>,
+}
+
+/// A notebook run, configured step by step.
+///
+/// This example runs for real in the test suite (on the project's own kernel):
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+///
+/// let result = nbexec::Run::new("fixtures/example.ipynb")
+///     .parameter("city", json!("Redlands"))
+///     .parameter("min_area", json!(2.5))
+///     .execution_timeout(Some(Duration::from_secs(120)))
+///     .run_blocking()?;
+/// assert!(result.outcome.is_success());
+/// // The executed notebook: the injected cell follows the `parameters` cell.
+/// let injected = &result.notebook.cells()[2];
+/// assert!(injected.has_tag("injected-parameters"));
+/// assert!(injected.source().contains("city = \"Redlands\""));
+/// # Ok::<(), nbexec::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub(crate) input: PathBuf,
+    output: Output,
+    save_injected: bool,
+    pub(crate) params: ParamSources,
+    kernel: Option<String>,
+    language: Option<String>,
+    pub(crate) options: RunOptions,
+    pub(crate) cancel_on_signals: bool,
+    pub(crate) job: Option<JobSpec>,
+}
+
+/// Record the run as a job in the registry.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub state_dir: PathBuf,
+    pub id: String,
+    /// The job record exists already (a detached run created it).
+    pub exists: bool,
+}
+
+impl Run {
+    pub fn new(input: impl AsRef<Path>) -> Run {
+        Run {
+            input: input.as_ref().to_owned(),
+            output: Output::None,
+            save_injected: false,
+            params: ParamSources::default(),
+            kernel: None,
+            language: None,
+            options: RunOptions::default(),
+            cancel_on_signals: false,
+            job: None,
+        }
+    }
+
+    pub fn output(mut self, output: Output) -> Run {
+        self.output = output;
+        self
+    }
+
+    /// With `Output::InPlace`, keep the injected parameters cell in the saved file.
+    pub fn save_injected_parameters(mut self, keep: bool) -> Run {
+        self.save_injected = keep;
+        self
+    }
+
+    /// All parameter sources at once (what the command line collects).
+    pub fn parameters(mut self, sources: ParamSources) -> Run {
+        self.params = sources;
+        self
+    }
+
+    /// One parameter, as a JSON value (exact types, like `-j`).
+    pub fn parameter(mut self, name: &str, value: Value) -> Run {
+        let mut obj = serde_json::Map::new();
+        obj.insert(name.to_owned(), value);
+        self.params.json.push(Value::Object(obj).to_string());
+        self
+    }
+
+    pub fn kernel(mut self, name: Option<String>) -> Run {
+        self.kernel = name;
+        self
+    }
+
+    pub fn language(mut self, language: Option<String>) -> Run {
+        self.language = language;
+        self
+    }
+
+    pub fn cwd(mut self, dir: Option<PathBuf>) -> Run {
+        self.options.cwd = dir;
+        self
+    }
+
+    pub fn report_mode(mut self, on: bool) -> Run {
+        self.options.report_mode = on;
+        self
+    }
+
+    pub fn allow_errors(mut self, on: bool) -> Run {
+        self.options.exec.allow_errors = on;
+        self
+    }
+
+    pub fn execution_timeout(mut self, t: Option<Duration>) -> Run {
+        self.options.exec.execution_timeout = t;
+        self
+    }
+
+    pub fn total_timeout(mut self, t: Option<Duration>) -> Run {
+        self.options.exec.total_timeout = t;
+        self
+    }
+
+    pub fn start_timeout(mut self, t: Duration) -> Run {
+        self.options.start_timeout = t;
+        self
+    }
+
+    /// Checkpoint the output this often during long runs (`None`: only at the end).
+    pub fn autosave(mut self, every: Option<Duration>) -> Run {
+        self.options.exec.autosave = every;
+        self
+    }
+
+    /// Up to `n` execute requests in flight at once.
+    pub fn pipeline(mut self, n: usize) -> Run {
+        self.options.exec.pipeline = n.max(1);
+        self
+    }
+
+    pub fn tcp(mut self, on: bool) -> Run {
+        if on {
+            self.options.transport = nbexec_kernel::Transport::Tcp;
+        }
+        self
+    }
+
+    /// SIGINT and SIGTERM (and SIGUSR1, a job cancel) stop the run cleanly: the
+    /// kernel is interrupted and shut down, the notebook saved.
+    pub fn cancel_on_signals(mut self, on: bool) -> Run {
+        self.cancel_on_signals = on;
+        self
+    }
+
+    pub fn job(mut self, job: Option<JobSpec>) -> Run {
+        self.job = job;
+        self
+    }
+
+    pub fn input(&self) -> &Path {
+        &self.input
+    }
+
+    /// Reads, injects and resolves the output path.
+    fn prepare(
+        &self,
+    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Value), Error> {
+        let nb = crate::read_notebook(&self.input)?;
+        self.prepare_from(nb, &self.params)
+    }
+
+    /// Injects `sources` into an already-read notebook and resolves the output path.
+    pub(crate) fn prepare_from(
+        &self,
+        mut nb: nbexec_format::Notebook,
+        sources: &ParamSources,
+    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Value), Error> {
+        let input_str = self.input.to_string_lossy().into_owned();
+        let output_template = match &self.output {
+            Output::File(p) => Some(p.to_string_lossy().into_owned()),
+            Output::InPlace => Some(input_str.clone()),
+            Output::Stdout => Some("-".to_owned()),
+            Output::None => None,
+        };
+        let injected = params::inject(
+            &mut nb,
+            sources,
+            &input_str,
+            output_template.as_deref(),
+            self.kernel.as_deref(),
+            self.language.as_deref(),
+        )?;
+        let output_path = match &self.output {
+            Output::File(_) => injected.output_path.clone().map(PathBuf::from),
+            Output::InPlace => Some(self.input.clone()),
+            _ => None,
+        };
+        Ok((nb, output_path, injected.warnings, injected.parameters))
+    }
+
+    pub(crate) fn run_options(&self, output_path: Option<PathBuf>) -> RunOptions {
+        let mut options = self.options.clone();
+        options.input_path = Some(self.input.to_string_lossy().into_owned());
+        options.output = match (&self.output, output_path) {
+            (Output::Stdout, _) => OutputTarget::Stdout,
+            (_, Some(p)) => OutputTarget::File(p),
+            _ => OutputTarget::Discard,
+        };
+        options.kernel_name.clone_from(&self.kernel);
+        options.strip_injected_on_save =
+            matches!(self.output, Output::InPlace) && !self.save_injected;
+        options
+    }
+
+    /// Injects the parameters and writes the notebook, without a kernel
+    /// (`--prepare-only`).
+    pub fn prepare_only(&self) -> Result<Prepared, Error> {
+        let (mut nb, output_path, warnings, _) = self.prepare()?;
+        let options = self.run_options(output_path.clone());
+        nbexec_runner::prepare(&mut nb, &options);
+        let bytes = nbexec_runner::notebook_bytes(&nb, options.strip_injected_on_save);
+        match &options.output {
+            OutputTarget::File(path) => {
+                nbexec_runner::save::write_atomic(path, &bytes).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            OutputTarget::Stdout => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&bytes).and_then(|()| out.flush());
+            }
+            OutputTarget::Discard => {}
+        }
+        Ok(Prepared {
+            notebook: nb,
+            warnings,
+            written_to: output_path,
+        })
+    }
+
+    /// Runs the notebook; events go to `events` as they happen, warnings (unknown
+    /// parameters, say) to `warn` before the kernel starts.
+    pub async fn run_with(
+        &self,
+        events: &mut (dyn FnMut(&RunEvent) + Send),
+        warn: impl Fn(&str),
+    ) -> Result<RunResult, Error> {
+        let (nb, output_path, warnings, parameters) = match self.prepare() {
+            Ok(p) => p,
+            Err(e) => {
+                self.record_job_failure(&e);
+                return Err(e);
+            }
+        };
+        warnings.iter().for_each(|w| warn(w));
+        let mut options = self.run_options(output_path);
+        let (tx, rx) = watch::channel(None::<CancelReason>);
+        let mut tasks = Vec::new();
+        if self.cancel_on_signals {
+            tasks.extend(crate::signals::forward_signals(tx.clone()));
+        }
+        let store = match &self.job {
+            Some(job) => Some(crate::jobs::start(job, &self.input, parameters, &options)?),
+            None => None,
+        };
+        if let (Some(store), Some(job)) = (&store, &self.job) {
+            options
+                .extra_metadata
+                .insert("job_id".into(), Value::from(job.id.clone()));
+            tasks.push(crate::jobs::watch_cancel(
+                store.path().to_owned(),
+                job.id.clone(),
+                tx.clone(),
+            ));
+        }
+        let result = nbexec_runner::run(nb, &options, events, rx).await;
+        for task in tasks {
+            task.abort();
+        }
+        if let (Some(store), Some(job)) = (&store, &self.job) {
+            crate::jobs::finish(store, &job.id, &result);
+        }
+        Ok(result?)
+    }
+
+    fn record_job_failure(&self, e: &Error) {
+        if let Some(job) = &self.job {
+            crate::jobs::record_early_failure(job, &self.input, e);
+        }
+    }
+
+    /// [`Run::run_with`] on a runtime of its own.
+    pub fn run_blocking_with(
+        &self,
+        events: &mut (dyn FnMut(&RunEvent) + Send),
+        warn: impl Fn(&str),
+    ) -> Result<RunResult, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(self.run_with(events, warn))
+    }
+
+    /// Runs the notebook, blocking, with no event consumer.
+    pub fn run_blocking(&self) -> Result<RunResult, Error> {
+        self.run_blocking_with(&mut |_| {}, |w| eprintln!("warning: {w}"))
+    }
+}
