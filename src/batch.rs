@@ -108,7 +108,7 @@ impl Run {
             let mut sources = self.params.clone();
             sources.json.push(json.clone());
             sources.path_vars.push(("_index".into(), line.to_string()));
-            let (nb, output_path, warnings, parameters) = self
+            let (nb, output_path, warnings, recorded) = self
                 .prepare_from(base.clone(), &sources)
                 .map_err(|e| Error::Usage(format!("batch line {line}: {e}")))?;
             for w in &warnings {
@@ -123,12 +123,12 @@ impl Run {
                 }
                 outputs.push((path.clone(), *line));
             }
-            let options = self.run_options(output_path);
+            let options = self.run_options(output_path, &recorded);
             if let OutputTarget::File(path) = &options.output {
                 nbexec_runner::save::check_writable(path)
                     .map_err(|source| Error::Run(nbexec_runner::RunError::Output { path: path.clone(), source }))?;
             }
-            items.push_back(Item { line: *line, notebook: nb, options, parameters });
+            items.push_back(Item { line: *line, notebook: nb, options, parameters: recorded.parameters });
         }
         let first = items.front().ok_or_else(|| Error::Usage("the batch file has no parameter sets".into()))?;
         let spec = nbexec_runner::resolve_spec(&first.notebook, &first.options)?;

@@ -25,6 +25,9 @@ pub struct ParamSources {
     pub typed: Vec<(String, String)>,
     /// `-r NAME VALUE`: always strings.
     pub raw: Vec<(String, String)>,
+    /// `--secret NAME VALUE`: strings like `-r`, merged last, and redacted in
+    /// everything nbexec writes (metadata, the saved injected cell, job records).
+    pub secrets: Vec<(String, String)>,
     /// `--param-type NAME=TYPE`.
     pub declared_types: Vec<String>,
     /// `--featureset-format`: esri, geojson or arcgis (empty: esri).
@@ -42,9 +45,14 @@ pub(crate) struct Injection {
     /// The output path with `{name}` filled from the parameters.
     pub output_path: Option<String>,
     pub warnings: Vec<String>,
-    /// The merged parameters, as recorded in the notebook.
+    /// The merged parameters, as recorded in the notebook (secrets redacted).
     pub parameters: Value,
+    /// The injected cell's source with secrets redacted, when there are secrets.
+    pub saved_source: Option<String>,
 }
+
+/// What nbexec writes in place of a secret's value.
+pub const REDACTED: &str = "[REDACTED]";
 
 fn params_error(e: impl std::fmt::Display) -> Error {
     Error::Params(e.to_string())
@@ -87,6 +95,9 @@ pub(crate) fn inject(
     for (name, value) in &sources.raw {
         merged.raw(name.clone(), value.clone());
     }
+    for (name, value) in &sources.secrets {
+        merged.raw(name.clone(), value.clone());
+    }
     let (mut params, merge_warnings) = merged.build().map_err(params_error)?;
     if !sources.inject_input_path || !sources.inject_output_path {
         // `inject_paths` adds both; keep only the ones asked for.
@@ -121,17 +132,29 @@ pub(crate) fn inject(
             .parse::<EsriRendering>()
             .map_err(Error::Params)?;
     }
+    let pristine = (!sources.secrets.is_empty()).then(|| nb.clone());
     let done = nbexec_params::inject(nb, &params, &options).map_err(params_error)?;
-    let warnings = merge_warnings
-        .iter()
-        .chain(done.warnings.iter())
-        .map(ToString::to_string)
-        .collect();
-    Ok(Injection {
-        output_path,
-        warnings,
-        parameters: params.to_json(),
-    })
+    let warnings = merge_warnings.iter().chain(done.warnings.iter()).map(ToString::to_string).collect();
+    let mut recorded = params.to_json();
+    let mut saved_source = None;
+    if let Some(mut copy) = pristine {
+        // Render the cell again with the secrets' values replaced, for what is saved.
+        let is_secret = |n: &str| sources.secrets.iter().any(|(s, _)| s == n);
+        let redacted: Parameters = params
+            .iter()
+            .map(|(n, v)| {
+                let v = if is_secret(n) { nbexec_params::Value::str(REDACTED) } else { v.clone() };
+                (n.to_owned(), v)
+            })
+            .collect();
+        let again = nbexec_params::inject(&mut copy, &redacted, &options).map_err(params_error)?;
+        saved_source = again.source;
+        recorded = redacted.to_json();
+        if let Some(Value::Object(pm)) = nb.metadata_mut().get_mut("papermill") {
+            pm.insert("parameters".into(), recorded.clone());
+        }
+    }
+    Ok(Injection { output_path, warnings, parameters: recorded, saved_source })
 }
 
 /// Fills `{name}` in a path from the parameters, as papermill's `str.format` does

@@ -34,6 +34,15 @@ impl Output {
     }
 }
 
+/// What a run records about its parameters, with secrets redacted.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    /// The merged parameters (for the job record).
+    pub parameters: Value,
+    /// The injected cell's source as saved (secrets redacted), if it differs.
+    pub saved_injected_source: Option<String>,
+}
+
 /// What `prepare_only` did.
 #[derive(Debug)]
 pub struct Prepared {
@@ -176,6 +185,12 @@ impl Run {
         self
     }
 
+    /// Keep at most this many output bytes per cell (`None`: no limit).
+    pub fn max_output_bytes(mut self, max: Option<usize>) -> Run {
+        self.options.exec.max_output_bytes = max;
+        self
+    }
+
     pub fn tcp(mut self, on: bool) -> Run {
         if on {
             self.options.transport = nbexec_kernel::Transport::Tcp;
@@ -202,7 +217,7 @@ impl Run {
     /// Reads, injects and resolves the output path.
     fn prepare(
         &self,
-    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Value), Error> {
+    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Recorded), Error> {
         let nb = crate::read_notebook(&self.input)?;
         self.prepare_from(nb, &self.params)
     }
@@ -212,7 +227,7 @@ impl Run {
         &self,
         mut nb: nbexec_format::Notebook,
         sources: &ParamSources,
-    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Value), Error> {
+    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Recorded), Error> {
         let input_str = self.input.to_string_lossy().into_owned();
         let output_template = match &self.output {
             Output::File(p) => Some(p.to_string_lossy().into_owned()),
@@ -233,11 +248,13 @@ impl Run {
             Output::InPlace => Some(self.input.clone()),
             _ => None,
         };
-        Ok((nb, output_path, injected.warnings, injected.parameters))
+        let recorded = Recorded { parameters: injected.parameters, saved_injected_source: injected.saved_source };
+        Ok((nb, output_path, injected.warnings, recorded))
     }
 
-    pub(crate) fn run_options(&self, output_path: Option<PathBuf>) -> RunOptions {
+    pub(crate) fn run_options(&self, output_path: Option<PathBuf>, recorded: &Recorded) -> RunOptions {
         let mut options = self.options.clone();
+        options.saved_injected_source.clone_from(&recorded.saved_injected_source);
         options.input_path = Some(self.input.to_string_lossy().into_owned());
         options.output = match (&self.output, output_path) {
             (Output::Stdout, _) => OutputTarget::Stdout,
@@ -253,10 +270,10 @@ impl Run {
     /// Injects the parameters and writes the notebook, without a kernel
     /// (`--prepare-only`).
     pub fn prepare_only(&self) -> Result<Prepared, Error> {
-        let (mut nb, output_path, warnings, _) = self.prepare()?;
-        let options = self.run_options(output_path.clone());
+        let (mut nb, output_path, warnings, recorded) = self.prepare()?;
+        let options = self.run_options(output_path.clone(), &recorded);
         nbexec_runner::prepare(&mut nb, &options);
-        let bytes = nbexec_runner::notebook_bytes(&nb, options.strip_injected_on_save);
+        let bytes = nbexec_runner::notebook_bytes(&nb, options.strip_injected_on_save, options.saved_injected_source.as_deref());
         match &options.output {
             OutputTarget::File(path) => {
                 nbexec_runner::save::write_atomic(path, &bytes).map_err(|source| Error::Write {
@@ -285,7 +302,7 @@ impl Run {
         events: &mut (dyn FnMut(&RunEvent) + Send),
         warn: impl Fn(&str),
     ) -> Result<RunResult, Error> {
-        let (nb, output_path, warnings, parameters) = match self.prepare() {
+        let (nb, output_path, warnings, recorded) = match self.prepare() {
             Ok(p) => p,
             Err(e) => {
                 self.record_job_failure(&e);
@@ -293,14 +310,14 @@ impl Run {
             }
         };
         warnings.iter().for_each(|w| warn(w));
-        let mut options = self.run_options(output_path);
+        let mut options = self.run_options(output_path, &recorded);
         let (tx, rx) = watch::channel(None::<CancelReason>);
         let mut tasks = Vec::new();
         if self.cancel_on_signals {
             tasks.extend(crate::signals::forward_signals(tx.clone()));
         }
         let store = match &self.job {
-            Some(job) => Some(crate::jobs::start(job, &self.input, parameters, &options)?),
+            Some(job) => Some(crate::jobs::start(job, &self.input, recorded.parameters, &options)?),
             None => None,
         };
         if let (Some(store), Some(job)) = (&store, &self.job) {

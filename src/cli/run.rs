@@ -123,6 +123,13 @@ pub struct RunArgs {
     /// Up to N execute requests in flight at once (1: strictly one after another)
     #[arg(long = "pipeline", value_name = "N", env = "NBEXEC_PIPELINE", default_value_t = 1)]
     pipeline: usize,
+    /// The most output kept per cell, in MiB (later output is dropped with a note; 0: no limit)
+    #[arg(long = "max-output-mb", value_name = "MIB", default_value_t = 64.0)]
+    max_output_mb: f64,
+    /// A secret parameter: injected as a string like -r, but never written to the saved
+    /// notebook's metadata, its injected cell or the job record
+    #[arg(long = "secret", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    secret: Vec<String>,
     /// Connect to the kernel over TCP instead of IPC
     #[arg(long)]
     tcp: bool,
@@ -204,6 +211,7 @@ pub fn main(args: RunArgs) -> i32 {
         .chunks(2)
         .map(|p| (p[0].clone(), p[1].clone()))
         .collect();
+    sources.secrets = args.secret.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
     sources.declared_types.clone_from(&args.param_type);
     sources
         .featureset_format
@@ -223,6 +231,7 @@ pub fn main(args: RunArgs) -> i32 {
         .start_timeout(secs(args.start_timeout).unwrap_or(std::time::Duration::from_secs(60)))
         .autosave(secs(args.autosave_seconds))
         .pipeline(args.pipeline)
+        .max_output_bytes((args.max_output_mb > 0.0).then(|| (args.max_output_mb * 1024.0 * 1024.0) as usize))
         .tcp(args.tcp);
 
     let state_dir = args

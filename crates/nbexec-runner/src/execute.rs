@@ -32,6 +32,10 @@ pub struct ExecConfig {
     /// How long to wait for the kernel to report an interrupted cell.
     pub interrupt_grace: Duration,
     pub autosave: Option<Duration>,
+    /// The most output bytes (stream text and display data) kept per cell; later
+    /// output is dropped and a note says how much. Errors are always kept. This is
+    /// what bounds nbexec's memory for a cell that prints without end.
+    pub max_output_bytes: Option<usize>,
 }
 
 impl Default for ExecConfig {
@@ -43,7 +47,21 @@ impl Default for ExecConfig {
             pipeline: 1,
             interrupt_grace: Duration::from_secs(3),
             autosave: Some(Duration::from_secs(10)),
+            max_output_bytes: Some(DEFAULT_MAX_OUTPUT_BYTES),
         }
+    }
+}
+
+/// 64 MiB of output per cell by default.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 << 20;
+
+/// Roughly how many bytes an output message adds to the notebook.
+fn content_size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(content_size).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + content_size(v)).sum(),
+        _ => 8,
     }
 }
 
@@ -63,6 +81,9 @@ struct InFlight {
     started: Option<(DateTime<Utc>, Instant)>,
     /// When the kernel said busy for it: the fallback start of the timeout clock.
     busy_at: Option<Instant>,
+    /// Output bytes kept so far, and dropped past the limit.
+    output_bytes: usize,
+    dropped_bytes: usize,
     reply: Option<Value>,
     idle: bool,
     clear_pending: bool,
@@ -105,7 +126,7 @@ pub async fn execute_cells<K: KernelSession>(
                 if flights.is_empty() {
                     metadata::cell_passed(&mut nb.cells_mut()[index], Utc::now());
                 } else {
-                    flights.push_back(InFlight { cell: index, pass: true, started: None, busy_at: None, reply: None, idle: true, clear_pending: false });
+                    flights.push_back(InFlight { cell: index, pass: true, started: None, busy_at: None, output_bytes: 0, dropped_bytes: 0, reply: None, idle: true, clear_pending: false });
                 }
                 next_send += 1;
                 continue;
@@ -120,6 +141,8 @@ pub async fn execute_cells<K: KernelSession>(
                         pass: false,
                         started: None,
                         busy_at: None,
+                        output_bytes: 0,
+                        dropped_bytes: 0,
                         reply: None,
                         idle: false,
                         clear_pending: false,
@@ -196,6 +219,7 @@ pub async fn execute_cells<K: KernelSession>(
                         let at = Utc::now();
                         let started = flight.started.map_or(at, |s| s.0);
                         let cell = &mut nb.cells_mut()[dead_cell];
+                        note_dropped(cell, flight, config.max_output_bytes);
                         cell.outputs_mut().push(error_output("DeadKernelError", &format!("Kernel died while executing this cell: {detail}")));
                         metadata::cell_finished(cell, started, at, true);
                         events(&RunEvent::CellFinished { index: dead_cell, status: CellStatus::Failed });
@@ -205,7 +229,7 @@ pub async fn execute_cells<K: KernelSession>(
                         let Some(parent) = parent else { continue };
                         let Some(&index) = by_msg.get(&parent) else { continue };
                         let Some(flight) = flights.iter_mut().find(|f| f.cell == index) else { continue };
-                        handle_iopub(nb, flight, &mut displays, events, &msg_type, &content, &mut executed, total);
+                        handle_iopub(nb, flight, &mut displays, events, &msg_type, &content, &mut executed, total, config.max_output_bytes);
                     }
                     SessionEvent::Reply { parent, msg_type, content } => {
                         if msg_type != "execute_reply" { continue }
@@ -251,6 +275,22 @@ pub async fn execute_cells<K: KernelSession>(
     }
 }
 
+/// Says, in the cell, how much output was dropped past the limit.
+fn note_dropped(cell: &mut nbexec_format::Cell, flight: &InFlight, limit: Option<usize>) {
+    if flight.dropped_bytes == 0 {
+        return;
+    }
+    let mib = limit.unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    cell.outputs_mut().push(serde_json::json!({
+        "output_type": "stream",
+        "name": "stderr",
+        "text": format!(
+            "[nbexec] this cell's output reached the limit of {mib:.0} MiB; {} more bytes were not recorded (--max-output-mb)\n",
+            flight.dropped_bytes
+        ),
+    }));
+}
+
 fn error_output(ename: &str, evalue: &str) -> Value {
     serde_json::json!({
         "output_type": "error",
@@ -270,6 +310,7 @@ fn handle_iopub(
     content: &Value,
     executed: &mut usize,
     total: usize,
+    limit: Option<usize>,
 ) {
     let index = flight.cell;
     if let Some(id) = outputs::display_id(content) {
@@ -331,6 +372,18 @@ fn handle_iopub(
                 cell.outputs_mut().clear();
                 displays.clear_cell(index);
                 flight.clear_pending = false;
+                flight.output_bytes = 0;
+            }
+            if msg_type != "error" {
+                let size = match msg_type {
+                    "stream" => content.get("text").and_then(Value::as_str).map_or(0, str::len),
+                    _ => content.get("data").map_or(0, content_size),
+                };
+                if limit.is_some_and(|max| flight.output_bytes + size > max) {
+                    flight.dropped_bytes += size;
+                    return;
+                }
+                flight.output_bytes += size;
             }
             if msg_type == "stream" {
                 let name = content
@@ -367,8 +420,9 @@ fn finish_cell(
 ) -> Option<Outcome> {
     let at = Utc::now();
     let index = flight.cell;
-    let reply = flight.reply.unwrap_or(Value::Null);
+    let reply = flight.reply.clone().unwrap_or(Value::Null);
     let cell = &mut nb.cells_mut()[index];
+    note_dropped(cell, &flight, config.max_output_bytes);
     if let Some(count) = reply.get("execution_count").and_then(Value::as_u64) {
         cell.set_execution_count(Some(count));
     }
@@ -468,7 +522,7 @@ async fn stop_running<K: KernelSession>(
                 SessionEvent::Iopub { parent: Some(parent), msg_type, content } => {
                     if by_msg.get(&parent) == Some(&front_cell) {
                         if let Some(flight) = flights.front_mut() {
-                            handle_iopub(nb, flight, displays, events, &msg_type, &content, &mut dummy, 0);
+                            handle_iopub(nb, flight, displays, events, &msg_type, &content, &mut dummy, 0, config.max_output_bytes);
                         }
                     }
                 }
@@ -486,6 +540,9 @@ async fn stop_running<K: KernelSession>(
     let at = Utc::now();
     let started = flights.front().and_then(|f| f.started).map_or(at, |s| s.0);
     let cell = &mut nb.cells_mut()[front_cell];
+    if let Some(flight) = flights.front() {
+        note_dropped(cell, flight, config.max_output_bytes);
+    }
     cell.outputs_mut().push(error_output(ename, &detail));
     metadata::cell_finished(cell, started, at, true);
     events(&RunEvent::CellFinished {

@@ -180,6 +180,9 @@ pub struct RunOptions {
     /// Remove the injected parameters cell from what is saved (`--in-place` without
     /// `--save-injected-parameters`).
     pub strip_injected_on_save: bool,
+    /// The source written into the injected cell when saving, in place of the one
+    /// that ran (secret parameters redacted). `None`: save what ran.
+    pub saved_injected_source: Option<String>,
     /// Extra facts to record under `metadata.nbexec` (the job id, say).
     pub extra_metadata: Map<String, Value>,
     /// How long the kernel gets to shut down gracefully before it is killed.
@@ -199,6 +202,7 @@ impl Default for RunOptions {
             exec: ExecConfig::default(),
             report_mode: false,
             strip_injected_on_save: false,
+            saved_injected_source: None,
             extra_metadata: Map::new(),
             shutdown_grace: Duration::from_millis(500),
         }
@@ -294,8 +298,9 @@ fn apply_report_mode(nb: &mut Notebook) {
 }
 
 /// The bytes to save: the notebook, less the injected cell and the recorded
-/// parameter values when asked (so secrets passed as parameters are not persisted).
-pub fn notebook_bytes(nb: &Notebook, strip_injected: bool) -> Vec<u8> {
+/// parameter values when `strip_injected` (so secrets passed as parameters are not
+/// persisted), or with the injected cell's source replaced by `injected_source`.
+pub fn notebook_bytes(nb: &Notebook, strip_injected: bool, injected_source: Option<&str>) -> Vec<u8> {
     if strip_injected {
         let mut copy = nb.clone();
         copy.cells_mut().retain(|c| !c.has_tag(INJECTED_TAG));
@@ -303,6 +308,13 @@ pub fn notebook_bytes(nb: &Notebook, strip_injected: bool) -> Vec<u8> {
             if pm.contains_key("parameters") {
                 pm.insert("parameters".into(), Value::Object(Map::new()));
             }
+        }
+        return nbexec_format::write_to_vec(&copy);
+    }
+    if let Some(source) = injected_source {
+        let mut copy = nb.clone();
+        if let Some(cell) = copy.cells_mut().iter_mut().find(|c| c.has_tag(INJECTED_TAG)) {
+            cell.set_source(source);
         }
         return nbexec_format::write_to_vec(&copy);
     }
@@ -414,11 +426,12 @@ pub async fn run_with_kernel(
     events(&RunEvent::KernelReady { kernel: kernel_name, cells: total });
 
     let strip = opts.strip_injected_on_save;
+    let injected_source = opts.saved_injected_source.clone();
     let output = opts.output.clone();
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
-            let _ = save::write_atomic(path, &notebook_bytes(nb, strip));
+            let _ = save::write_atomic(path, &notebook_bytes(nb, strip, injected_source.as_deref()));
         }
     };
     let outcome = execute_cells(
@@ -471,7 +484,7 @@ async fn finish(
     let pid = session.as_ref().and_then(|s| s.client.pid());
     record_nbexec(&mut nb, kernel, pid, &outcome, &opts.extra_metadata);
 
-    let bytes = notebook_bytes(&nb, opts.strip_injected_on_save);
+    let bytes = notebook_bytes(&nb, opts.strip_injected_on_save, opts.saved_injected_source.as_deref());
     let saved = match &opts.output {
         OutputTarget::File(path) => match save::write_atomic(path, &bytes) {
             Ok(()) => Ok(Some(path.clone())),
