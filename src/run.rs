@@ -43,6 +43,22 @@ pub(crate) struct Recorded {
     pub saved_injected_source: Option<String>,
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A notebook read and its kernel already launching.
+struct EarlyStart {
+    notebook: nbexec_format::Notebook,
+    spec_name: String,
+    kernel: tokio::task::JoinHandle<Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>,
+}
+
 /// What `prepare_only` did.
 #[derive(Debug)]
 pub struct Prepared {
@@ -302,9 +318,28 @@ impl Run {
         events: &mut (dyn FnMut(&RunEvent) + Send),
         warn: impl Fn(&str),
     ) -> Result<RunResult, Error> {
-        let (nb, output_path, warnings, recorded) = match self.prepare() {
+        // The kernel's start-up is the long pole: launch it as soon as the notebook
+        // says which kernel it wants, and inject the parameters while it boots.
+        let early = match self.read_and_launch().await {
+            Ok(early) => early,
+            Err(e) => {
+                self.record_job_failure(&e);
+                return Err(e);
+            }
+        };
+        let EarlyStart { notebook, spec_name, kernel } = early;
+        let prepared = self.prepare_from(notebook, &self.params).and_then(|p| {
+            if let Some(path) = &p.1 {
+                nbexec_runner::save::check_writable(path)
+                    .map_err(|source| Error::Run(nbexec_runner::RunError::Output { path: path.clone(), source }))?;
+            }
+            Ok(p)
+        });
+        let (nb, output_path, warnings, recorded) = match prepared {
             Ok(p) => p,
             Err(e) => {
+                kernel.abort();
+                let _ = kernel.await;
                 self.record_job_failure(&e);
                 return Err(e);
             }
@@ -330,7 +365,15 @@ impl Run {
                 tx.clone(),
             ));
         }
-        let result = nbexec_runner::run(nb, &options, events, rx).await;
+        let abort = AbortOnDrop(kernel.abort_handle());
+        let start = async move {
+            let _abort = abort; // a run cancelled while the kernel starts stops the start too
+            match kernel.await {
+                Ok(started) => started,
+                Err(e) => Err(nbexec_kernel::KernelError::Protocol(format!("kernel start task failed: {e}"))),
+            }
+        };
+        let result = nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx).await;
         for task in tasks {
             task.abort();
         }
@@ -338,6 +381,20 @@ impl Run {
             crate::jobs::finish(store, &job.id, &result);
         }
         Ok(result?)
+    }
+
+    /// Reads the notebook, finds its kernel and starts launching it.
+    async fn read_and_launch(&self) -> Result<EarlyStart, Error> {
+        let notebook = crate::read_notebook(&self.input)?;
+        let mut options = self.options.clone();
+        options.kernel_name.clone_from(&self.kernel);
+        let spec = nbexec_runner::resolve_spec(&notebook, &options)?;
+        let launch = nbexec_runner::launch_options(&options);
+        let spec_name = spec.name.clone();
+        let kernel = tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await });
+        // Let the launch begin (the process is spawned) before the rest of the work.
+        tokio::task::yield_now().await;
+        Ok(EarlyStart { notebook, spec_name, kernel })
     }
 
     fn record_job_failure(&self, e: &Error) {
