@@ -693,3 +693,25 @@ fn a_cell_that_prints_without_end_is_capped_with_a_note() {
     assert!(note.contains("reached the limit of 1 MiB") && note.contains("more bytes were not recorded"), "{note}");
     assert_eq!(stream_text(&nb["cells"][1], "stdout"), "next cell\n");
 }
+
+#[test]
+fn a_notebook_piped_in_and_out_needs_no_paths() {
+    use std::io::Write;
+    let dir = tmp();
+    let nb = notebook(vec![code("x = 0", &["parameters"]), code("print(x + 1)", &[])]);
+    let mut child = nbexec()
+        .args(["run", "-", "-p", "x", "41"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(serde_json::to_string(&nb).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let executed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stream_text(&executed["cells"][2], "stdout"), "42\n");
+    assert_eq!(executed["metadata"]["papermill"]["input_path"], json!("-"));
+    assert_eq!(executed["metadata"]["papermill"]["output_path"], json!("-"));
+}

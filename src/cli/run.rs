@@ -186,10 +186,10 @@ pub fn main(args: RunArgs) -> i32 {
         }
         (Some(o), false) => nbexec::Output::parse(o),
         (None, true) => nbexec::Output::InPlace,
+        // As papermill: with standard output piped, a missing OUTPUT means stdout.
+        (None, false) if !std::io::IsTerminal::is_terminal(&std::io::stdout()) => nbexec::Output::Stdout,
         (None, false) => {
-            error_line(
-                "no OUTPUT given: name the output notebook, `-` for stdout, or use --in-place",
-            );
+            error_line("no OUTPUT given: name the output notebook, `-` for stdout, or use --in-place");
             return EXIT_USAGE;
         }
     };
