@@ -10,13 +10,21 @@ pub enum FormatError {
     /// The text is not JSON.
     #[error("not valid JSON at line {line}, column {column}: {message}")]
     Json {
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column (in bytes) of the error; 0 when the text is empty.
         column: usize,
+        /// What the JSON parser expected.
         message: String,
     },
     /// The JSON is not shaped like a notebook.
     #[error("{place}: {problem}")]
-    Structure { place: String, problem: String },
+    Structure {
+        /// Where: `top level`, a key (`cells`), or a cell (`cells[2]`).
+        place: String,
+        /// What is wrong there.
+        problem: String,
+    },
     /// A notebook format this crate does not read.
     #[error("{0}")]
     UnsupportedVersion(String),
@@ -36,9 +44,15 @@ impl FormatError {
 #[non_exhaustive]
 pub enum Warning {
     /// A 4.x minor newer than the newest this crate knows (4.5).
-    NewerMinor { minor: u64 },
+    NewerMinor {
+        /// The notebook's minor version.
+        minor: u64,
+    },
     /// A 4.5+ notebook had cells without ids; ids were added, as Python nbformat does.
-    MissingIdsAdded { count: usize },
+    MissingIdsAdded {
+        /// How many cells got an id.
+        count: usize,
+    },
 }
 
 impl fmt::Display for Warning {

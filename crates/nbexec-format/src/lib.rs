@@ -3,14 +3,20 @@
 //! source, tags, metadata, outputs, execution count, the kernelspec and language),
 //! and writes them back byte-for-byte as Python `nbformat.write` would.
 //!
+//! [`validate`] checks a notebook against the official nbformat v4 JSON schema of its
+//! minor version, as Python's `nbformat.validate` does.
+//!
 //! It must stay lossless: every key, output type and MIME bundle it read is written
 //! back, whether or not it understands it. It does no I/O policy (callers decide
 //! where and how files are written) and knows nothing about kernels.
+
+#![warn(missing_docs)]
 
 mod error;
 mod model;
 mod pyjson;
 mod read;
+mod stream;
 mod validate;
 mod write;
 

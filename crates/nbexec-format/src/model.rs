@@ -55,10 +55,12 @@ impl Notebook {
         }
     }
 
+    /// The cells, in order.
     pub fn cells(&self) -> &[Cell] {
         &self.cells
     }
 
+    /// The cells, to add, remove or change.
     pub fn cells_mut(&mut self) -> &mut Vec<Cell> {
         &mut self.cells
     }
@@ -80,6 +82,7 @@ impl Notebook {
         major > 4 || (major == 4 && minor >= 5)
     }
 
+    /// The notebook's `metadata` (empty if absent or not an object).
     pub fn metadata(&self) -> &Map<String, Value> {
         self.top
             .get("metadata")
@@ -87,6 +90,7 @@ impl Notebook {
             .unwrap_or_else(|| empty_map())
     }
 
+    /// The notebook's `metadata`, created (or replacing a non-object) if needed.
     pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
         object_entry(&mut self.top, "metadata")
     }
@@ -181,10 +185,12 @@ impl Cell {
         cell
     }
 
+    /// A markdown cell.
     pub fn new_markdown(source: &str) -> Cell {
         Cell::with_type("markdown", source)
     }
 
+    /// A raw cell.
     pub fn new_raw(source: &str) -> Cell {
         Cell::with_type("raw", source)
     }
@@ -199,6 +205,7 @@ impl Cell {
         &self.raw
     }
 
+    /// The raw JSON object, to change anything the typed accessors do not cover.
     pub fn as_map_mut(&mut self) -> &mut Map<String, Value> {
         &mut self.raw
     }
@@ -211,6 +218,7 @@ impl Cell {
             .unwrap_or("")
     }
 
+    /// Is this a code cell?
     pub fn is_code(&self) -> bool {
         self.cell_type() == "code"
     }
@@ -220,14 +228,17 @@ impl Cell {
         self.raw.get("source").and_then(Value::as_str).unwrap_or("")
     }
 
+    /// Replaces the source (held joined; the writer splits it into lines).
     pub fn set_source(&mut self, source: &str) {
         self.raw.insert("source".into(), Value::from(source));
     }
 
+    /// The cell id (nbformat 4.5+), if it has one.
     pub fn id(&self) -> Option<&str> {
         self.raw.get("id").and_then(Value::as_str)
     }
 
+    /// Sets the cell id, or removes it with `None`.
     pub fn set_id(&mut self, id: Option<String>) {
         match id {
             Some(id) => {
@@ -239,6 +250,7 @@ impl Cell {
         }
     }
 
+    /// The cell's `metadata` (empty if absent or not an object).
     pub fn metadata(&self) -> &Map<String, Value> {
         self.raw
             .get("metadata")
@@ -246,6 +258,7 @@ impl Cell {
             .unwrap_or_else(|| empty_map())
     }
 
+    /// The cell's `metadata`, created (or replacing a non-object) if needed.
     pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
         object_entry(&mut self.raw, "metadata")
     }
@@ -258,6 +271,7 @@ impl Cell {
         }
     }
 
+    /// Does `metadata.tags` hold `tag`?
     pub fn has_tag(&self, tag: &str) -> bool {
         matches!(self.metadata().get("tags"), Some(Value::Array(tags)) if tags.iter().any(|t| t.as_str() == Some(tag)))
     }
@@ -303,6 +317,7 @@ impl Cell {
         self.raw.get("execution_count").and_then(Value::as_u64)
     }
 
+    /// Sets `execution_count` (`None` writes `null`).
     pub fn set_execution_count(&mut self, count: Option<u64>) {
         self.raw.insert(
             "execution_count".into(),

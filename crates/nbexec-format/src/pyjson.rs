@@ -75,85 +75,194 @@ pub(crate) fn push_python_float_repr(out: &mut String, x: f64) {
     }
 }
 
-/// Is `c` a line boundary for Python's `str.splitlines`?
-fn is_line_break(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r'
-            | '\x0b'
-            | '\x0c'
-            | '\x1c'
-            | '\x1d'
-            | '\x1e'
-            | '\u{85}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Does any byte of `w` fall below `n` (`n` ≤ 128)? Exact, with no false positives.
+#[inline]
+fn any_below(w: u64, n: u8) -> bool {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH != 0
+}
+
+/// Does any byte of `w` equal `b`?
+#[inline]
+fn any_equal(w: u64, b: u8) -> bool {
+    let x = w ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGH != 0
+}
+
+/// The 8 bytes at `i` as a word, if there are 8.
+#[inline]
+fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// The end (just past the break) of the line starting at `from`, if the line has a
+/// break: Python's `str.splitlines` boundaries are `\n`, `\r`, `\r\n`, `\x0b`, `\x0c`,
+/// `\x1c`–`\x1e`, U+0085, U+2028 and U+2029.
+///
+/// `bytes` is UTF-8, so 0xC2 and 0xE2 are always the first byte of a character.
+fn line_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < bytes.len() {
+        // Skip 8 bytes at a time: a break is a control byte, or a character that
+        // starts with 0xC2 (U+0085) or 0xE2 (U+2028, U+2029).
+        if let Some(w) = word_at(bytes, i)
+            && !any_below(w, 0x20)
+            && !any_equal(w, 0xc2)
+            && !any_equal(w, 0xe2)
+        {
+            i += 8;
+            continue;
+        }
+        match bytes[i] {
+            b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => return Some(i + 1),
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => return Some(i + 2),
+            b'\r' => return Some(i + 1),
+            0xc2 if bytes.get(i + 1) == Some(&0x85) => return Some(i + 2),
+            0xe2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
+            {
+                return Some(i + 3);
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The lines of `s` as Python's `str.splitlines(keepends=True)` gives them.
+pub(crate) fn lines(s: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= s.len() {
+            return None;
+        }
+        let end = line_end(s.as_bytes(), start).unwrap_or(s.len());
+        let line = &s[start..end];
+        start = end;
+        Some(line)
+    })
 }
 
 /// Splits like Python's `str.splitlines(keepends=True)`: on `\n`, `\r`, `\r\n`, and the
 /// other Unicode line boundaries, keeping them; `""` gives no lines.
 pub fn splitlines_keepends(s: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut iter = s.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
-        if !is_line_break(c) {
-            continue;
-        }
-        let mut end = i + c.len_utf8();
-        if c == '\r' && bytes.get(end) == Some(&b'\n') {
-            iter.next();
-            end += 1;
-        }
-        lines.push(&s[start..end]);
-        start = end;
-    }
-    if start < s.len() {
-        lines.push(&s[start..]);
-    }
-    lines
+    lines(s).collect()
 }
 
-/// Does `s` need splitting at all? A fast check that avoids the char walk for the
-/// common single-line ASCII case.
-pub(crate) fn has_line_break(s: &str) -> bool {
-    s.bytes()
-        .any(|b| matches!(b, b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e | 0xc2 | 0xe2))
-        && s.chars().any(is_line_break)
+/// Does `w` hold a byte that `json.dumps` escapes (a control, `"` or `\\`)?
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    any_below(w, 0x20) || any_equal(w, b'"') || any_equal(w, b'\\')
+}
+
+/// Appends the escape of a byte that needs one, as `json.dumps` writes it.
+#[inline]
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        }
+    }
 }
 
 /// Appends `s` as a JSON string the way `json.dumps(ensure_ascii=False)` writes it.
 pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(escape);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most text needs no escape: skip 8 bytes at a time.
+        if let Some(w) = word_at(bytes, i)
+            && !needs_escape(w)
+        {
+            i += 8;
+            continue;
         }
-        start = i + 1;
+        let b = bytes[i];
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        push_escape(out, b);
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Appends, as a JSON string, the line of `s` that starts at `from` (with its break,
+/// as `str.splitlines(keepends=True)` cuts it); returns where the next line starts.
+///
+/// The same as [`lines`] then [`push_json_string`], in one pass over the text.
+pub(crate) fn push_json_line(out: &mut Vec<u8>, s: &str, from: usize) -> usize {
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let mut start = from;
+    let mut i = from;
+    let end = loop {
+        if i >= bytes.len() {
+            break bytes.len();
+        }
+        if let Some(w) = word_at(bytes, i)
+            && !needs_escape(w)
+            && !any_equal(w, 0xc2)
+            && !any_equal(w, 0xe2)
+        {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
+        match b {
+            // U+0085, U+2028, U+2029: breaks that are written as they are.
+            0xc2 if bytes.get(i + 1) == Some(&0x85) => break i + 2,
+            0xe2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
+            {
+                break i + 3;
+            }
+            b'"' | b'\\' | 0x00..=0x1f => {}
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        push_escape(out, b);
+        i += 1;
+        start = i;
+        match b {
+            b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => break i,
+            b'\r' => {
+                if bytes.get(i) == Some(&b'\n') {
+                    push_escape(out, b'\n');
+                    i += 1;
+                    start = i;
+                }
+                break i;
+            }
+            _ => {}
+        }
+    };
+    out.extend_from_slice(&bytes[start..end]);
+    out.push(b'"');
+    end
 }
 
 #[cfg(test)]
@@ -197,8 +306,65 @@ mod tests {
             vec!["a\r", "b\x0b", "c\u{2028}", "d"]
         );
         assert_eq!(splitlines_keepends("\n\n"), vec!["\n", "\n"]);
-        assert!(!has_line_break("plain é text"));
-        assert!(has_line_break("x\u{85}y"));
+        assert_eq!(splitlines_keepends("plain é text"), vec!["plain é text"]);
+        assert_eq!(splitlines_keepends("x\u{85}y"), vec!["x\u{85}", "y"]);
+        // Breaks at every offset within and across the 8-byte words.
+        for pad in 0..20 {
+            let a = "a".repeat(pad);
+            for brk in [
+                "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\u{85}", "\u{2028}",
+                "\u{2029}",
+            ] {
+                let s = format!("{a}é{brk}{a}{brk}");
+                let want = vec![format!("{a}é{brk}"), format!("{a}{brk}")];
+                assert_eq!(splitlines_keepends(&s), want, "{s:?}");
+            }
+            // Characters that look like breaks but are not: U+0080..U+0084, U+2027, U+202A.
+            let s = format!("{a}\u{80}\u{84}\u{2027}\u{202a}\u{c5}\x1f\x1b{a}");
+            assert_eq!(splitlines_keepends(&s), vec![s.as_str()]);
+        }
+    }
+
+    #[test]
+    fn writing_a_line_at_a_time_is_splitting_then_escaping() {
+        let parts = [
+            "a", "bcdefgh", "\n", "\r", "\r\n", "\t", "\"", "\\", "\x0b", "\x0c", "\x1c", "\x1e",
+            "\x1f", "\x01", "é", "\u{85}", "\u{80}", "\u{2028}", "\u{2029}", "\u{2027}", "€", "😀",
+        ];
+        // Every string of up to three parts, after every amount of padding.
+        let mut cases = Vec::new();
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    cases.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        for pad in 0..9 {
+            for case in &cases {
+                let s = format!("{}{case}{}", "p".repeat(pad), "q".repeat(pad % 3));
+                let (mut fused, mut split) = (Vec::new(), Vec::new());
+                let mut from = 0;
+                while from < s.len() {
+                    from = push_json_line(&mut fused, &s, from);
+                }
+                for line in splitlines_keepends(&s) {
+                    push_json_string(&mut split, line);
+                }
+                assert_eq!(fused, split, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn escaping_is_the_same_at_every_offset() {
+        for pad in 0..20 {
+            let a = "x".repeat(pad);
+            let mut out = Vec::new();
+            push_json_string(&mut out, &format!("{a}\"{a}\\\x01\x1f\x7f€{a}\n"));
+            let want = format!("\"{a}\\\"{a}\\\\\\u0001\\u001f\x7f€{a}\\n\"");
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{FormatError, Warning};
 use crate::model::{Cell, Notebook};
+use crate::stream::{self, Cells, Document};
 
 /// The newest minor version of nbformat 4 this crate knows.
 pub const NEWEST_MINOR: u64 = 5;
@@ -9,7 +10,9 @@ pub const NEWEST_MINOR: u64 = 5;
 /// A notebook that was read, with what is worth telling the user about it.
 #[derive(Debug)]
 pub struct ReadOutcome {
+    /// The notebook.
     pub notebook: Notebook,
+    /// What the user should hear about it, in the order found.
     pub warnings: Vec<Warning>,
 }
 
@@ -25,14 +28,36 @@ pub fn read_str_with_warnings(text: &str) -> Result<ReadOutcome, FormatError> {
 
 /// Reads a notebook from UTF-8 JSON bytes, as Python `nbformat.read(…, as_version=4)`
 /// does: multi-line strings are joined, and a 4.5+ notebook's cells get ids where
-/// they lack them. Nothing else changes.
+/// they lack them. Nothing else changes. Like Python's `json.loads`, it takes `NaN`,
+/// `Infinity` and `-Infinity`, and keeps them as numbers whose text is the literal.
 pub fn read_slice(bytes: &[u8]) -> Result<ReadOutcome, FormatError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| FormatError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: json_message(&e),
-    })?;
-    from_value(value)
+    let error = match stream::parse(bytes) {
+        Ok(Document::Notebook { top, cells }) => return build(top, cells),
+        Ok(Document::Other) => return Err(not_an_object()),
+        Err(error) => error,
+    };
+    // Python's `json.loads` also takes `NaN`, `Infinity` and `-Infinity` (and Python
+    // nbformat writes them for such floats). The rare files that hold them cost a
+    // second parse; valid JSON never gets here.
+    if error.is_syntax()
+        && let Some(result) = nonfinite::parse(bytes)
+    {
+        return from_value(result?);
+    }
+    Err(json_error(&error, None))
+}
+
+fn json_error(e: &serde_json::Error, position: Option<(usize, usize)>) -> FormatError {
+    let (line, column) = position.unwrap_or((e.line(), e.column()));
+    FormatError::Json {
+        line,
+        column,
+        message: json_message(e),
+    }
+}
+
+fn not_an_object() -> FormatError {
+    FormatError::structure("top level", "expected a JSON object (a notebook)")
 }
 
 /// serde_json's message without its own " at line L column C" suffix.
@@ -47,11 +72,28 @@ fn json_message(e: &serde_json::Error) -> String {
 /// Builds a notebook from parsed JSON (see [`read_slice`]).
 pub fn from_value(value: Value) -> Result<ReadOutcome, FormatError> {
     let Value::Object(mut top) = value else {
-        return Err(FormatError::structure(
-            "top level",
-            "expected a JSON object (a notebook)",
-        ));
+        return Err(not_an_object());
     };
+    let cells = top.shift_remove("cells").map(|cells| match cells {
+        Value::Array(cells) => Cells::List(
+            cells
+                .into_iter()
+                .map(|cell| match cell {
+                    Value::Object(mut raw) => {
+                        rejoin_cell(&mut raw);
+                        Ok(raw)
+                    }
+                    other => Err(other),
+                })
+                .collect(),
+        ),
+        other => Cells::Other(other),
+    });
+    build(top, cells)
+}
+
+/// Checks the version and the cells' shape, then does what Python's reader does.
+fn build(top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcome, FormatError> {
     let major = match top.get("nbformat") {
         Some(v) => v.as_u64().ok_or_else(|| {
             FormatError::structure(
@@ -93,9 +135,9 @@ pub fn from_value(value: Value) -> Result<ReadOutcome, FormatError> {
     if minor > NEWEST_MINOR {
         warnings.push(Warning::NewerMinor { minor });
     }
-    let cells = match top.shift_remove("cells") {
-        Some(Value::Array(cells)) => cells,
-        Some(other) => {
+    let cells = match cells {
+        Some(Cells::List(cells)) => cells,
+        Some(Cells::Other(other)) => {
             return Err(FormatError::structure(
                 "cells",
                 format!("expected an array, found {}", kind(&other)),
@@ -105,14 +147,15 @@ pub fn from_value(value: Value) -> Result<ReadOutcome, FormatError> {
     };
     let mut out = Vec::with_capacity(cells.len());
     for (index, cell) in cells.into_iter().enumerate() {
-        let Value::Object(mut raw) = cell else {
-            return Err(FormatError::structure(
-                format!("cell {index}"),
-                format!("expected an object, found {}", kind(&cell)),
-            ));
-        };
-        rejoin_cell(&mut raw);
-        out.push(Cell { raw });
+        match cell {
+            Ok(raw) => out.push(Cell { raw }),
+            Err(other) => {
+                return Err(FormatError::structure(
+                    format!("cells[{index}]"),
+                    format!("expected an object, found {}", kind(&other)),
+                ));
+            }
+        }
     }
     let mut notebook = Notebook { top, cells: out };
     // Python nbformat drops these on every read; so do we, to write what it writes.
@@ -167,10 +210,10 @@ fn rejoin_cell(raw: &mut Map<String, Value>) {
             if let Some(Value::Object(data)) = output.get_mut("data") {
                 rejoin_mimebundle(data);
             }
-        } else if !output_type.is_empty() {
-            if let Some(text) = output.get_mut("text") {
-                join_if_lines(text);
-            }
+        } else if !output_type.is_empty()
+            && let Some(text) = output.get_mut("text")
+        {
+            join_if_lines(text);
         }
     }
 }
@@ -201,4 +244,145 @@ fn join_if_lines(value: &mut Value) {
         }
     }
     *value = Value::String(joined);
+}
+
+/// Python's non-finite float literals, which serde_json does not take.
+mod nonfinite {
+    use serde_json::{Number, Value};
+
+    use super::json_error;
+    use crate::error::FormatError;
+
+    const LITERALS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+
+    /// One literal replaced: where it was in the original text, and what it was.
+    struct Replacement {
+        offset: usize,
+        literal: &'static str,
+    }
+
+    /// Parses text that may hold `NaN`, `Infinity` or `-Infinity` outside strings, or
+    /// `None` when it holds none (the original error stands).
+    ///
+    /// Each literal is replaced by a marked JSON string, then turned back into a number
+    /// whose text is the literal (`Number::as_str` gives `NaN`; `as_f64` gives `None`,
+    /// as for every non-finite number), so that the writer writes it as Python does.
+    pub(super) fn parse(bytes: &[u8]) -> Option<Result<Value, FormatError>> {
+        let found = scan(bytes);
+        if found.is_empty() {
+            return None;
+        }
+        let marker = format!("nbexec-nonfinite-{}-", uuid::Uuid::new_v4().simple());
+        let (text, shifts) = substitute(bytes, &found, &marker);
+        let mut value: Value = match serde_json::from_slice(&text) {
+            Ok(value) => value,
+            Err(e) => {
+                let position = original_position(&text, &shifts, e.line(), e.column());
+                return Some(Err(json_error(&e, Some(position))));
+            }
+        };
+        // Fewer than were put in: a literal stood where a key goes (the original error
+        // stands); more: the marker occurred in the text (it holds a fresh random id).
+        (restore(&mut value, &marker) == found.len()).then_some(Ok(value))
+    }
+
+    /// Finds the literals outside strings.
+    fn scan(bytes: &[u8]) -> Vec<Replacement> {
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'-' | b'I' | b'N' => {
+                    match LITERALS
+                        .iter()
+                        .find(|l| bytes[i..].starts_with(l.as_bytes()))
+                    {
+                        Some(literal) => {
+                            found.push(Replacement { offset: i, literal });
+                            i += literal.len();
+                        }
+                        None => i += 1,
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        found
+    }
+
+    /// The text with each literal replaced by `"MARKER<literal>"`, and for each
+    /// replacement its offset in the new text and how many bytes longer it made it.
+    fn substitute(
+        bytes: &[u8],
+        found: &[Replacement],
+        marker: &str,
+    ) -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut text = Vec::with_capacity(bytes.len() + found.len() * (marker.len() + 4));
+        let mut shifts = Vec::with_capacity(found.len());
+        let mut start = 0;
+        for r in found {
+            text.extend_from_slice(&bytes[start..r.offset]);
+            let at = text.len();
+            text.push(b'"');
+            text.extend_from_slice(marker.as_bytes());
+            text.extend_from_slice(r.literal.as_bytes());
+            text.push(b'"');
+            shifts.push((at, text.len() - at - r.literal.len()));
+            start = r.offset + r.literal.len();
+        }
+        text.extend_from_slice(&bytes[start..]);
+        (text, shifts)
+    }
+
+    /// Maps serde_json's line and column in the substituted text back to the original
+    /// (replacements hold no newline, so only the column moves).
+    fn original_position(
+        text: &[u8],
+        shifts: &[(usize, usize)],
+        line: usize,
+        column: usize,
+    ) -> (usize, usize) {
+        let line_start = if line <= 1 {
+            0
+        } else {
+            text.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(line - 2)
+                .map_or(text.len(), |(i, _)| i + 1)
+        };
+        let at = line_start + column;
+        let moved: usize = shifts
+            .iter()
+            .filter(|(offset, _)| *offset >= line_start && *offset < at)
+            .map(|(_, extra)| *extra)
+            .sum();
+        (line, column.saturating_sub(moved).max(1))
+    }
+
+    /// Turns marked strings back into numbers; returns how many it turned.
+    fn restore(value: &mut Value, marker: &str) -> usize {
+        match value {
+            Value::String(s) => match s.strip_prefix(marker) {
+                Some(literal) if LITERALS.contains(&literal) => {
+                    // `from_string_unchecked` is doc(hidden) in serde_json: the only way
+                    // to hold a number it would not parse itself. If it ever goes, this
+                    // fails to build; if it changes, the non-finite tests fail.
+                    *value = Value::Number(Number::from_string_unchecked(literal.to_owned()));
+                    1
+                }
+                _ => 0,
+            },
+            Value::Array(items) => items.iter_mut().map(|v| restore(v, marker)).sum(),
+            Value::Object(map) => map.values_mut().map(|v| restore(v, marker)).sum(),
+            _ => 0,
+        }
+    }
 }

@@ -1,9 +1,7 @@
 use serde_json::{Map, Value};
 
 use crate::model::Notebook;
-use crate::pyjson::{
-    has_line_break, push_json_string, push_python_float_repr, splitlines_keepends,
-};
+use crate::pyjson::{push_json_line, push_json_string, push_python_float_repr};
 use crate::read::is_json_mime;
 
 /// Writes the notebook as Python `nbformat.write` does: `indent=1`, keys sorted at
@@ -25,12 +23,35 @@ pub fn write_to_vec(nb: &Notebook) -> Vec<u8> {
     w.out
 }
 
+/// About how many bytes the notebook takes written, erring high: a buffer that never
+/// grows is never copied, and capacity that is never written costs no memory.
 fn estimate(nb: &Notebook) -> usize {
-    4096 + nb
+    fn value(v: &Value) -> usize {
+        match v {
+            // Room for splitting into indented lines and a few escapes.
+            Value::String(s) => s.len() + s.len() / 2 + 16,
+            Value::Array(items) => items.iter().map(|v| value(v) + 16).sum::<usize>() + 8,
+            Value::Object(map) => {
+                map.iter()
+                    .map(|(k, v)| k.len() + value(v) + 16)
+                    .sum::<usize>()
+                    + 8
+            }
+            _ => 32,
+        }
+    }
+    let cells: usize = nb
         .cells
         .iter()
-        .map(|c| c.source().len() + 64 + c.outputs().len() * 256)
-        .sum::<usize>()
+        .map(|c| {
+            c.raw
+                .iter()
+                .map(|(k, v)| k.len() + value(v) + 16)
+                .sum::<usize>()
+                + 16
+        })
+        .sum();
+    4096 + cells + nb.top.values().map(value).sum::<usize>()
 }
 
 /// How a string under a given key is written.
@@ -50,9 +71,7 @@ struct Writer {
 impl Writer {
     fn newline(&mut self) {
         self.out.push(b'\n');
-        for _ in 0..self.depth {
-            self.out.push(b' ');
-        }
+        self.out.resize(self.out.len() + self.depth, b' ');
     }
 
     /// Writes `{ sorted keys }`, letting `each` write every value.
@@ -192,21 +211,7 @@ impl Writer {
             Value::Bool(false) => self.out.extend_from_slice(b"false"),
             Value::Number(n) => self.number(n),
             Value::String(s) => match strings {
-                Strings::Lines if has_line_break(s) => {
-                    let lines = splitlines_keepends(s);
-                    self.array(&lines, |w, line| push_json_string(&mut w.out, line));
-                }
-                // A single line without a break, or "" (which is `[]`).
-                Strings::Lines if s.is_empty() => self.out.extend_from_slice(b"[]"),
-                Strings::Lines => {
-                    self.out.push(b'[');
-                    self.depth += 1;
-                    self.newline();
-                    push_json_string(&mut self.out, s);
-                    self.depth -= 1;
-                    self.newline();
-                    self.out.push(b']');
-                }
+                Strings::Lines => self.lines(s),
                 Strings::Whole => push_json_string(&mut self.out, s),
             },
             Value::Array(items) => self.array(items, |w, v| w.value(v)),
@@ -216,10 +221,36 @@ impl Writer {
         }
     }
 
+    /// A string as the list of its lines (`str.splitlines(keepends=True)`); `""` is `[]`.
+    fn lines(&mut self, s: &str) {
+        if s.is_empty() {
+            self.out.extend_from_slice(b"[]");
+            return;
+        }
+        self.out.push(b'[');
+        self.depth += 1;
+        let mut from = 0;
+        while from < s.len() {
+            if from > 0 {
+                self.out.push(b',');
+            }
+            self.newline();
+            from = push_json_line(&mut self.out, s, from);
+        }
+        self.depth -= 1;
+        self.newline();
+        self.out.push(b']');
+    }
+
     /// Numbers as Python's `json.dumps` writes what `json.loads` made of them:
     /// integers keep every digit, floats go through `float.__repr__`.
     fn number(&mut self, n: &serde_json::Number) {
         let text = n.as_str();
+        if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+            // Read from Python's non-finite literals; written back as Python writes them.
+            self.out.extend_from_slice(text.as_bytes());
+            return;
+        }
         if !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
             if text.bytes().skip(1).all(|b| b == b'0') && text.starts_with("-0") {
                 self.out.push(b'0');
