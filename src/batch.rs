@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::run::{JobSpec, Run};
 use crate::Error;
+use crate::run::{JobSpec, Run};
 
 /// One finished run of a batch.
 #[derive(Debug, Clone)]
@@ -42,7 +42,11 @@ impl BatchSummary {
     pub fn exit_code(&self) -> i32 {
         let mut sorted: Vec<&BatchItemResult> = self.results.iter().collect();
         sorted.sort_by_key(|r| r.line);
-        sorted.iter().map(|r| r.exit_code).find(|c| *c != 0).unwrap_or(0)
+        sorted
+            .iter()
+            .map(|r| r.exit_code)
+            .find(|c| *c != 0)
+            .unwrap_or(0)
     }
 }
 
@@ -71,7 +75,12 @@ pub fn parse_batch_lines(text: &str) -> Result<Vec<(usize, String)>, Error> {
         }
         match serde_json::from_str::<Value>(trimmed) {
             Ok(Value::Object(_)) => lines.push((i + 1, trimmed.to_owned())),
-            Ok(_) => return Err(Error::Usage(format!("batch line {}: expected a JSON object of parameters", i + 1))),
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "batch line {}: expected a JSON object of parameters",
+                    i + 1
+                )));
+            }
             Err(e) => return Err(Error::Usage(format!("batch line {}: not JSON: {e}", i + 1))),
         }
     }
@@ -108,9 +117,9 @@ impl Run {
             let mut sources = self.params.clone();
             sources.json.push(json.clone());
             sources.path_vars.push(("_index".into(), line.to_string()));
-            let (nb, output_path, warnings, recorded) = self
-                .prepare_from(base.clone(), &sources)
-                .map_err(|e| Error::Usage(format!("batch line {line}: {e}")))?;
+            let (nb, output_path, warnings, recorded) =
+                self.prepare_from(base.clone(), &sources)
+                    .map_err(|e| Error::Usage(format!("batch line {line}: {e}")))?;
             for w in &warnings {
                 warn(&format!("batch line {line}: {w}"));
             }
@@ -125,12 +134,23 @@ impl Run {
             }
             let options = self.run_options(output_path, &recorded);
             if let OutputTarget::File(path) = &options.output {
-                nbexec_runner::save::check_writable(path)
-                    .map_err(|source| Error::Run(nbexec_runner::RunError::Output { path: path.clone(), source }))?;
+                nbexec_runner::save::check_writable(path).map_err(|source| {
+                    Error::Run(nbexec_runner::RunError::Output {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
             }
-            items.push_back(Item { line: *line, notebook: nb, options, parameters: recorded.parameters });
+            items.push_back(Item {
+                line: *line,
+                notebook: nb,
+                options,
+                parameters: recorded.parameters,
+            });
         }
-        let first = items.front().ok_or_else(|| Error::Usage("the batch file has no parameter sets".into()))?;
+        let first = items
+            .front()
+            .ok_or_else(|| Error::Usage("the batch file has no parameter sets".into()))?;
         let spec = nbexec_runner::resolve_spec(&first.notebook, &first.options)?;
         let launch = nbexec_runner::launch_options(&first.options);
         let shared = Arc::new(Shared {
@@ -142,7 +162,11 @@ impl Run {
         });
 
         let (cancel_tx, cancel_rx) = watch::channel(None::<CancelReason>);
-        let signal_tasks = if self.cancel_on_signals { crate::signals::forward_signals(cancel_tx.clone()) } else { Vec::new() };
+        let signal_tasks = if self.cancel_on_signals {
+            crate::signals::forward_signals(cancel_tx.clone())
+        } else {
+            Vec::new()
+        };
         let (result_tx, mut result_rx) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
         for _ in 0..jobs.max(1) {
@@ -197,18 +221,28 @@ async fn worker(
             warming = Some(spawn_start(&shared));
         }
         let started = Instant::now();
-        let job = shared.job_dir.as_ref().map(|dir| JobSpec { state_dir: dir.clone(), id: crate::jobs::new_job_id(), exists: false });
+        let job = shared.job_dir.as_ref().map(|dir| JobSpec {
+            state_dir: dir.clone(),
+            id: crate::jobs::new_job_id(),
+            exists: false,
+        });
         let store = match &job {
-            Some(job) => crate::jobs::start(job, &shared.input, item.parameters.clone(), &item.options).ok(),
+            Some(job) => {
+                crate::jobs::start(job, &shared.input, item.parameters.clone(), &item.options).ok()
+            }
             None => None,
         };
         if let Some(job) = &job {
-            item.options.extra_metadata.insert("job_id".into(), Value::from(job.id.clone()));
+            item.options
+                .extra_metadata
+                .insert("job_id".into(), Value::from(job.id.clone()));
         }
         let kernel = async move {
             match current.await {
                 Ok(result) => result,
-                Err(e) => Err(KernelError::Protocol(format!("kernel start task failed: {e}"))),
+                Err(e) => Err(KernelError::Protocol(format!(
+                    "kernel start task failed: {e}"
+                ))),
             }
         };
         let output = match &item.options.output {

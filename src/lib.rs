@@ -26,11 +26,18 @@ pub use run::{JobSpec, Output, Prepared, Run};
 pub fn read_notebook(path: &Path) -> Result<Notebook, Error> {
     let bytes = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
-            .map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map_err(|source| {
+            Error::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
         buf
     } else {
-        std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?
+        std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?
     };
     let outcome = nbexec_format::read_slice(&bytes).map_err(|source| Error::Format {
         path: path.to_owned(),

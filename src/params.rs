@@ -134,7 +134,11 @@ pub(crate) fn inject(
     }
     let pristine = (!sources.secrets.is_empty()).then(|| nb.clone());
     let done = nbexec_params::inject(nb, &params, &options).map_err(params_error)?;
-    let warnings = merge_warnings.iter().chain(done.warnings.iter()).map(ToString::to_string).collect();
+    let warnings = merge_warnings
+        .iter()
+        .chain(done.warnings.iter())
+        .map(ToString::to_string)
+        .collect();
     let mut recorded = params.to_json();
     let mut saved_source = None;
     if let Some(mut copy) = pristine {
@@ -143,7 +147,11 @@ pub(crate) fn inject(
         let redacted: Parameters = params
             .iter()
             .map(|(n, v)| {
-                let v = if is_secret(n) { nbexec_params::Value::str(REDACTED) } else { v.clone() };
+                let v = if is_secret(n) {
+                    nbexec_params::Value::str(REDACTED)
+                } else {
+                    v.clone()
+                };
                 (n.to_owned(), v)
             })
             .collect();
@@ -154,12 +162,21 @@ pub(crate) fn inject(
             pm.insert("parameters".into(), recorded.clone());
         }
     }
-    Ok(Injection { output_path, warnings, parameters: recorded, saved_source })
+    Ok(Injection {
+        output_path,
+        warnings,
+        parameters: recorded,
+        saved_source,
+    })
 }
 
 /// Fills `{name}` in a path from the parameters, as papermill's `str.format` does
 /// (`{{` and `}}` stand for braces).
-fn fill_template(template: &str, params: &Parameters, vars: &[(String, String)]) -> Result<String, Error> {
+fn fill_template(
+    template: &str,
+    params: &Parameters,
+    vars: &[(String, String)],
+) -> Result<String, Error> {
     if !template.contains(['{', '}']) {
         return Ok(template.to_owned());
     }

@@ -56,7 +56,8 @@ impl Drop for AbortOnDrop {
 struct EarlyStart {
     notebook: nbexec_format::Notebook,
     spec_name: String,
-    kernel: tokio::task::JoinHandle<Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>,
+    kernel:
+        tokio::task::JoinHandle<Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>,
 }
 
 /// What `prepare_only` did.
@@ -233,7 +234,15 @@ impl Run {
     /// Reads, injects and resolves the output path.
     fn prepare(
         &self,
-    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Recorded), Error> {
+    ) -> Result<
+        (
+            nbexec_format::Notebook,
+            Option<PathBuf>,
+            Vec<String>,
+            Recorded,
+        ),
+        Error,
+    > {
         let nb = crate::read_notebook(&self.input)?;
         self.prepare_from(nb, &self.params)
     }
@@ -243,7 +252,15 @@ impl Run {
         &self,
         mut nb: nbexec_format::Notebook,
         sources: &ParamSources,
-    ) -> Result<(nbexec_format::Notebook, Option<PathBuf>, Vec<String>, Recorded), Error> {
+    ) -> Result<
+        (
+            nbexec_format::Notebook,
+            Option<PathBuf>,
+            Vec<String>,
+            Recorded,
+        ),
+        Error,
+    > {
         let input_str = self.input.to_string_lossy().into_owned();
         let output_template = match &self.output {
             Output::File(p) => Some(p.to_string_lossy().into_owned()),
@@ -264,13 +281,22 @@ impl Run {
             Output::InPlace => Some(self.input.clone()),
             _ => None,
         };
-        let recorded = Recorded { parameters: injected.parameters, saved_injected_source: injected.saved_source };
+        let recorded = Recorded {
+            parameters: injected.parameters,
+            saved_injected_source: injected.saved_source,
+        };
         Ok((nb, output_path, injected.warnings, recorded))
     }
 
-    pub(crate) fn run_options(&self, output_path: Option<PathBuf>, recorded: &Recorded) -> RunOptions {
+    pub(crate) fn run_options(
+        &self,
+        output_path: Option<PathBuf>,
+        recorded: &Recorded,
+    ) -> RunOptions {
         let mut options = self.options.clone();
-        options.saved_injected_source.clone_from(&recorded.saved_injected_source);
+        options
+            .saved_injected_source
+            .clone_from(&recorded.saved_injected_source);
         options.input_path = Some(self.input.to_string_lossy().into_owned());
         options.output = match (&self.output, output_path) {
             (Output::Stdout, _) => OutputTarget::Stdout,
@@ -289,7 +315,11 @@ impl Run {
         let (mut nb, output_path, warnings, recorded) = self.prepare()?;
         let options = self.run_options(output_path.clone(), &recorded);
         nbexec_runner::prepare(&mut nb, &options);
-        let bytes = nbexec_runner::notebook_bytes(&nb, options.strip_injected_on_save, options.saved_injected_source.as_deref());
+        let bytes = nbexec_runner::notebook_bytes(
+            &nb,
+            options.strip_injected_on_save,
+            options.saved_injected_source.as_deref(),
+        );
         match &options.output {
             OutputTarget::File(path) => {
                 nbexec_runner::save::write_atomic(path, &bytes).map_err(|source| Error::Write {
@@ -327,11 +357,19 @@ impl Run {
                 return Err(e);
             }
         };
-        let EarlyStart { notebook, spec_name, kernel } = early;
+        let EarlyStart {
+            notebook,
+            spec_name,
+            kernel,
+        } = early;
         let prepared = self.prepare_from(notebook, &self.params).and_then(|p| {
             if let Some(path) = &p.1 {
-                nbexec_runner::save::check_writable(path)
-                    .map_err(|source| Error::Run(nbexec_runner::RunError::Output { path: path.clone(), source }))?;
+                nbexec_runner::save::check_writable(path).map_err(|source| {
+                    Error::Run(nbexec_runner::RunError::Output {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
             }
             Ok(p)
         });
@@ -352,7 +390,12 @@ impl Run {
             tasks.extend(crate::signals::forward_signals(tx.clone()));
         }
         let store = match &self.job {
-            Some(job) => Some(crate::jobs::start(job, &self.input, recorded.parameters, &options)?),
+            Some(job) => Some(crate::jobs::start(
+                job,
+                &self.input,
+                recorded.parameters,
+                &options,
+            )?),
             None => None,
         };
         if let (Some(store), Some(job)) = (&store, &self.job) {
@@ -370,10 +413,13 @@ impl Run {
             let _abort = abort; // a run cancelled while the kernel starts stops the start too
             match kernel.await {
                 Ok(started) => started,
-                Err(e) => Err(nbexec_kernel::KernelError::Protocol(format!("kernel start task failed: {e}"))),
+                Err(e) => Err(nbexec_kernel::KernelError::Protocol(format!(
+                    "kernel start task failed: {e}"
+                ))),
             }
         };
-        let result = nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx).await;
+        let result =
+            nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx).await;
         for task in tasks {
             task.abort();
         }
@@ -391,10 +437,15 @@ impl Run {
         let spec = nbexec_runner::resolve_spec(&notebook, &options)?;
         let launch = nbexec_runner::launch_options(&options);
         let spec_name = spec.name.clone();
-        let kernel = tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await });
+        let kernel =
+            tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await });
         // Let the launch begin (the process is spawned) before the rest of the work.
         tokio::task::yield_now().await;
-        Ok(EarlyStart { notebook, spec_name, kernel })
+        Ok(EarlyStart {
+            notebook,
+            spec_name,
+            kernel,
+        })
     }
 
     fn record_job_failure(&self, e: &Error) {

@@ -653,10 +653,27 @@ fn an_unknown_kernel_is_a_usage_error_that_lists_the_kernels() {
 fn secret_parameters_reach_the_kernel_but_nothing_that_is_written() {
     let dir = tmp();
     let state = dir.path().join("state");
-    let input = write_nb(dir.path(), "in.ipynb", &notebook(vec![code("token = ''\nuser = ''", &["parameters"]), code("print(len(token), user)", &[])]));
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![
+            code("token = ''\nuser = ''", &["parameters"]),
+            code("print(len(token), user)", &[]),
+        ]),
+    );
     let output = dir.path().join("out.ipynb");
     let out = nbexec()
-        .args(["run", input.to_str().unwrap(), output.to_str().unwrap(), "--secret", "token", "hunter2-s3cret", "-p", "user", "ann"])
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--secret",
+            "token",
+            "hunter2-s3cret",
+            "-p",
+            "user",
+            "ann",
+        ])
         .arg("--state-dir")
         .arg(&state)
         .output()
@@ -665,13 +682,27 @@ fn secret_parameters_reach_the_kernel_but_nothing_that_is_written() {
     let text = std::fs::read_to_string(&output).unwrap();
     assert!(!text.contains("hunter2"), "secret in the saved notebook");
     let nb = read_nb(&output);
-    assert_eq!(stream_text(&nb["cells"][2], "stdout"), "14 ann\n", "the kernel got the real value");
-    assert_eq!(nb["metadata"]["papermill"]["parameters"], json!({"user": "ann", "token": "[REDACTED]"}));
+    assert_eq!(
+        stream_text(&nb["cells"][2], "stdout"),
+        "14 ann\n",
+        "the kernel got the real value"
+    );
+    assert_eq!(
+        nb["metadata"]["papermill"]["parameters"],
+        json!({"user": "ann", "token": "[REDACTED]"})
+    );
     assert!(source(&nb["cells"][1]).contains("token = \"[REDACTED]\""));
     let job = nb["metadata"]["nbexec"]["job_id"].as_str().unwrap();
-    let shown = nbexec().args(["jobs", "show", job, "-f", "json", "--state-dir"]).arg(&state).output().unwrap();
+    let shown = nbexec()
+        .args(["jobs", "show", job, "-f", "json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout);
-    assert!(shown.contains("[REDACTED]") && !shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("[REDACTED]") && !shown.contains("hunter2"),
+        "{shown}"
+    );
     assert!(!stderr(&out).contains("hunter2"));
 }
 
@@ -681,16 +712,33 @@ fn a_cell_that_prints_without_end_is_capped_with_a_note() {
     let input = write_nb(
         dir.path(),
         "in.ipynb",
-        &notebook(vec![code("for i in range(300_000):\n    print('line', i)", &[]), code("print('next cell')", &[])]),
+        &notebook(vec![
+            code("for i in range(300_000):\n    print('line', i)", &[]),
+            code("print('next cell')", &[]),
+        ]),
     );
     let output = dir.path().join("out.ipynb");
-    let out = run(&["run", input.to_str().unwrap(), output.to_str().unwrap(), "--max-output-mb", "1"]);
+    let out = run(&[
+        "run",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--max-output-mb",
+        "1",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let nb = read_nb(&output);
     let kept = stream_text(&nb["cells"][0], "stdout");
-    assert!(kept.len() <= 1 << 20 && kept.starts_with("line 0\nline 1\n"), "{} bytes kept", kept.len());
+    assert!(
+        kept.len() <= 1 << 20 && kept.starts_with("line 0\nline 1\n"),
+        "{} bytes kept",
+        kept.len()
+    );
     let note = stream_text(&nb["cells"][0], "stderr");
-    assert!(note.contains("reached the limit of 1 MiB") && note.contains("more bytes were not recorded"), "{note}");
+    assert!(
+        note.contains("reached the limit of 1 MiB")
+            && note.contains("more bytes were not recorded"),
+        "{note}"
+    );
     assert_eq!(stream_text(&nb["cells"][1], "stdout"), "next cell\n");
 }
 
@@ -698,7 +746,10 @@ fn a_cell_that_prints_without_end_is_capped_with_a_note() {
 fn a_notebook_piped_in_and_out_needs_no_paths() {
     use std::io::Write;
     let dir = tmp();
-    let nb = notebook(vec![code("x = 0", &["parameters"]), code("print(x + 1)", &[])]);
+    let nb = notebook(vec![
+        code("x = 0", &["parameters"]),
+        code("print(x + 1)", &[]),
+    ]);
     let mut child = nbexec()
         .args(["run", "-", "-p", "x", "41"])
         .current_dir(dir.path())
@@ -707,7 +758,12 @@ fn a_notebook_piped_in_and_out_needs_no_paths() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&nb).unwrap().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&nb).unwrap().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let executed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

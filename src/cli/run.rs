@@ -121,7 +121,12 @@ pub struct RunArgs {
     )]
     autosave_seconds: f64,
     /// Up to N execute requests in flight at once (1: strictly one after another)
-    #[arg(long = "pipeline", value_name = "N", env = "NBEXEC_PIPELINE", default_value_t = 1)]
+    #[arg(
+        long = "pipeline",
+        value_name = "N",
+        env = "NBEXEC_PIPELINE",
+        default_value_t = 1
+    )]
     pipeline: usize,
     /// The most output kept per cell, in MiB (later output is dropped with a note; 0: no limit)
     #[arg(long = "max-output-mb", value_name = "MIB", default_value_t = 64.0)]
@@ -187,9 +192,13 @@ pub fn main(args: RunArgs) -> i32 {
         (Some(o), false) => nbexec::Output::parse(o),
         (None, true) => nbexec::Output::InPlace,
         // As papermill: with standard output piped, a missing OUTPUT means stdout.
-        (None, false) if !std::io::IsTerminal::is_terminal(&std::io::stdout()) => nbexec::Output::Stdout,
+        (None, false) if !std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            nbexec::Output::Stdout
+        }
         (None, false) => {
-            error_line("no OUTPUT given: name the output notebook, `-` for stdout, or use --in-place");
+            error_line(
+                "no OUTPUT given: name the output notebook, `-` for stdout, or use --in-place",
+            );
             return EXIT_USAGE;
         }
     };
@@ -211,7 +220,11 @@ pub fn main(args: RunArgs) -> i32 {
         .chunks(2)
         .map(|p| (p[0].clone(), p[1].clone()))
         .collect();
-    sources.secrets = args.secret.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    sources.secrets = args
+        .secret
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
     sources.declared_types.clone_from(&args.param_type);
     sources
         .featureset_format
@@ -231,7 +244,9 @@ pub fn main(args: RunArgs) -> i32 {
         .start_timeout(secs(args.start_timeout).unwrap_or(std::time::Duration::from_secs(60)))
         .autosave(secs(args.autosave_seconds))
         .pipeline(args.pipeline)
-        .max_output_bytes((args.max_output_mb > 0.0).then(|| (args.max_output_mb * 1024.0 * 1024.0) as usize))
+        .max_output_bytes(
+            (args.max_output_mb > 0.0).then_some((args.max_output_mb * 1024.0 * 1024.0) as usize),
+        )
         .tcp(args.tcp);
 
     let state_dir = args
@@ -317,7 +332,10 @@ fn run_batch(builder: &nbexec::Run, file: &std::path::Path, jobs: usize) -> i32 
         }
     };
     let total = lines.len();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             error_line(format!("cannot start the async runtime: {e}"));
@@ -330,8 +348,17 @@ fn run_batch(builder: &nbexec::Run, file: &std::path::Path, jobs: usize) -> i32 
         jobs,
         |r| {
             finished += 1;
-            let out = r.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into());
-            eprintln!("[{finished}/{total}] line {} -> {out}: {} ({:.2} s)", r.line, r.summary, r.duration.as_secs_f64());
+            let out = r
+                .output
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "-".into());
+            eprintln!(
+                "[{finished}/{total}] line {} -> {out}: {} ({:.2} s)",
+                r.line,
+                r.summary,
+                r.duration.as_secs_f64()
+            );
         },
         |w| warning_line(w),
     ));

@@ -126,7 +126,17 @@ pub async fn execute_cells<K: KernelSession>(
                 if flights.is_empty() {
                     metadata::cell_passed(&mut nb.cells_mut()[index], Utc::now());
                 } else {
-                    flights.push_back(InFlight { cell: index, pass: true, started: None, busy_at: None, output_bytes: 0, dropped_bytes: 0, reply: None, idle: true, clear_pending: false });
+                    flights.push_back(InFlight {
+                        cell: index,
+                        pass: true,
+                        started: None,
+                        busy_at: None,
+                        output_bytes: 0,
+                        dropped_bytes: 0,
+                        reply: None,
+                        idle: true,
+                        clear_pending: false,
+                    });
                 }
                 next_send += 1;
                 continue;
@@ -163,7 +173,10 @@ pub async fn execute_cells<K: KernelSession>(
         let front_cell = front.cell;
 
         // The earliest deadline: this cell's timeout, the run's, or the autosave.
-        let cell_deadline = match (config.execution_timeout, front.started.map(|s| s.1).or(front.busy_at)) {
+        let cell_deadline = match (
+            config.execution_timeout,
+            front.started.map(|s| s.1).or(front.busy_at),
+        ) {
             (Some(t), Some(at)) => Some(at + t),
             _ => None,
         };
@@ -313,28 +326,27 @@ fn handle_iopub(
     limit: Option<usize>,
 ) {
     let index = flight.cell;
-    if let Some(id) = outputs::display_id(content) {
-        if matches!(
+    if let Some(id) = outputs::display_id(content)
+        && matches!(
             msg_type,
             "execute_result" | "display_data" | "update_display_data"
-        ) {
-            if let Some(Value::Object(new)) = outputs::output_from_msg("display_data", content) {
-                for &(c, o) in displays.places(id) {
-                    if let Some(Value::Object(out)) = nb
-                        .cells_mut()
-                        .get_mut(c)
-                        .and_then(|cell| cell.outputs_mut().get_mut(o))
-                    {
-                        out.insert(
-                            "data".into(),
-                            new.get("data").cloned().unwrap_or(Value::Null),
-                        );
-                        out.insert(
-                            "metadata".into(),
-                            new.get("metadata").cloned().unwrap_or(Value::Null),
-                        );
-                    }
-                }
+        )
+        && let Some(Value::Object(new)) = outputs::output_from_msg("display_data", content)
+    {
+        for &(c, o) in displays.places(id) {
+            if let Some(Value::Object(out)) = nb
+                .cells_mut()
+                .get_mut(c)
+                .and_then(|cell| cell.outputs_mut().get_mut(o))
+            {
+                out.insert(
+                    "data".into(),
+                    new.get("data").cloned().unwrap_or(Value::Null),
+                );
+                out.insert(
+                    "metadata".into(),
+                    new.get("metadata").cloned().unwrap_or(Value::Null),
+                );
             }
         }
     }
@@ -342,12 +354,26 @@ fn handle_iopub(
     if let Some(count) = content.get("execution_count").and_then(Value::as_u64) {
         cell.set_execution_count(Some(count));
     }
-    if flight.started.is_none() && matches!(msg_type, "execute_input" | "stream" | "display_data" | "execute_result" | "error" | "clear_output") {
+    if flight.started.is_none()
+        && matches!(
+            msg_type,
+            "execute_input"
+                | "stream"
+                | "display_data"
+                | "execute_result"
+                | "error"
+                | "clear_output"
+        )
+    {
         let at = Utc::now();
         flight.started = Some((at, Instant::now()));
         metadata::cell_started(cell, at);
         *executed += 1;
-        events(&RunEvent::CellStarted { index, number: *executed, total });
+        events(&RunEvent::CellStarted {
+            index,
+            number: *executed,
+            total,
+        });
     }
     match msg_type {
         "status" => match content.get("execution_state").and_then(Value::as_str) {
@@ -376,7 +402,10 @@ fn handle_iopub(
             }
             if msg_type != "error" {
                 let size = match msg_type {
-                    "stream" => content.get("text").and_then(Value::as_str).map_or(0, str::len),
+                    "stream" => content
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .map_or(0, str::len),
                     _ => content.get("data").map_or(0, content_size),
                 };
                 if limit.is_some_and(|max| flight.output_bytes + size > max) {
@@ -520,18 +549,16 @@ async fn stop_running<K: KernelSession>(
             event = kernel.recv() => match event {
                 SessionEvent::Died { .. } => break,
                 SessionEvent::Iopub { parent: Some(parent), msg_type, content } => {
-                    if by_msg.get(&parent) == Some(&front_cell) {
-                        if let Some(flight) = flights.front_mut() {
+                    if by_msg.get(&parent) == Some(&front_cell)
+                        && let Some(flight) = flights.front_mut() {
                             handle_iopub(nb, flight, displays, events, &msg_type, &content, &mut dummy, 0, config.max_output_bytes);
                         }
-                    }
                 }
                 SessionEvent::Reply { parent: Some(parent), content, .. } => {
-                    if by_msg.get(&parent) == Some(&front_cell) {
-                        if let Some(flight) = flights.front_mut() {
+                    if by_msg.get(&parent) == Some(&front_cell)
+                        && let Some(flight) = flights.front_mut() {
                             flight.reply = Some(content);
                         }
-                    }
                 }
                 _ => {}
             }

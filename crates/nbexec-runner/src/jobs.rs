@@ -334,10 +334,10 @@ impl JobStore {
         let mut dead = Vec::new();
         for row in rows {
             let (job, pid_start) = row.map_err(|e| self.db(e))?;
-            if let Some(pid) = job.pid {
-                if !owner_alive(pid, pid_start.as_deref()) {
-                    dead.push((job, pid));
-                }
+            if let Some(pid) = job.pid
+                && !owner_alive(pid, pid_start.as_deref())
+            {
+                dead.push((job, pid));
             }
         }
         for (job, pid) in &dead {

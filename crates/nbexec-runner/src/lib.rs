@@ -300,20 +300,28 @@ fn apply_report_mode(nb: &mut Notebook) {
 /// The bytes to save: the notebook, less the injected cell and the recorded
 /// parameter values when `strip_injected` (so secrets passed as parameters are not
 /// persisted), or with the injected cell's source replaced by `injected_source`.
-pub fn notebook_bytes(nb: &Notebook, strip_injected: bool, injected_source: Option<&str>) -> Vec<u8> {
+pub fn notebook_bytes(
+    nb: &Notebook,
+    strip_injected: bool,
+    injected_source: Option<&str>,
+) -> Vec<u8> {
     if strip_injected {
         let mut copy = nb.clone();
         copy.cells_mut().retain(|c| !c.has_tag(INJECTED_TAG));
-        if let Some(Value::Object(pm)) = copy.metadata_mut().get_mut("papermill") {
-            if pm.contains_key("parameters") {
-                pm.insert("parameters".into(), Value::Object(Map::new()));
-            }
+        if let Some(Value::Object(pm)) = copy.metadata_mut().get_mut("papermill")
+            && pm.contains_key("parameters")
+        {
+            pm.insert("parameters".into(), Value::Object(Map::new()));
         }
         return nbexec_format::write_to_vec(&copy);
     }
     if let Some(source) = injected_source {
         let mut copy = nb.clone();
-        if let Some(cell) = copy.cells_mut().iter_mut().find(|c| c.has_tag(INJECTED_TAG)) {
+        if let Some(cell) = copy
+            .cells_mut()
+            .iter_mut()
+            .find(|c| c.has_tag(INJECTED_TAG))
+        {
             cell.set_source(source);
         }
         return nbexec_format::write_to_vec(&copy);
@@ -375,7 +383,10 @@ pub async fn run(
     cancel: watch::Receiver<Option<CancelReason>>,
 ) -> Result<RunResult, RunError> {
     if let OutputTarget::File(path) = &opts.output {
-        save::check_writable(path).map_err(|source| RunError::Output { path: path.clone(), source })?;
+        save::check_writable(path).map_err(|source| RunError::Output {
+            path: path.clone(),
+            source,
+        })?;
     }
     let spec = resolve_spec(&nb, opts)?;
     let launch = launch_options(opts);
@@ -388,7 +399,9 @@ pub async fn run(
 pub fn resolve_spec(nb: &Notebook, opts: &RunOptions) -> Result<KernelSpec, RunError> {
     Ok(match &opts.kernel_spec {
         Some(spec) => spec.clone(),
-        None => nbexec_kernel::find_kernelspec(&choose_kernel_name(nb, opts.kernel_name.as_deref()))?,
+        None => {
+            nbexec_kernel::find_kernelspec(&choose_kernel_name(nb, opts.kernel_name.as_deref()))?
+        }
     })
 }
 
@@ -408,7 +421,9 @@ pub async fn run_with_kernel(
     mut nb: Notebook,
     opts: &RunOptions,
     kernel_name: &str,
-    kernel: impl std::future::Future<Output = Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>,
+    kernel: impl std::future::Future<
+        Output = Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>,
+    >,
     events: &mut (dyn FnMut(&RunEvent) + Send),
     mut cancel: watch::Receiver<Option<CancelReason>>,
 ) -> Result<RunResult, RunError> {
@@ -423,7 +438,10 @@ pub async fn run_with_kernel(
     };
     let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
-    events(&RunEvent::KernelReady { kernel: kernel_name, cells: total });
+    events(&RunEvent::KernelReady {
+        kernel: kernel_name,
+        cells: total,
+    });
 
     let strip = opts.strip_injected_on_save;
     let injected_source = opts.saved_injected_source.clone();
@@ -431,7 +449,8 @@ pub async fn run_with_kernel(
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
-            let _ = save::write_atomic(path, &notebook_bytes(nb, strip, injected_source.as_deref()));
+            let _ =
+                save::write_atomic(path, &notebook_bytes(nb, strip, injected_source.as_deref()));
         }
     };
     let outcome = execute_cells(
@@ -484,7 +503,11 @@ async fn finish(
     let pid = session.as_ref().and_then(|s| s.client.pid());
     record_nbexec(&mut nb, kernel, pid, &outcome, &opts.extra_metadata);
 
-    let bytes = notebook_bytes(&nb, opts.strip_injected_on_save, opts.saved_injected_source.as_deref());
+    let bytes = notebook_bytes(
+        &nb,
+        opts.strip_injected_on_save,
+        opts.saved_injected_source.as_deref(),
+    );
     let saved = match &opts.output {
         OutputTarget::File(path) => match save::write_atomic(path, &bytes) {
             Ok(()) => Ok(Some(path.clone())),
