@@ -11,7 +11,9 @@ use nbexec::{Output, Run, RunEvent};
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let input = std::env::args().nth(1).unwrap_or_else(|| "fixtures/example.ipynb".into());
+    let input = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fixtures/example.ipynb".into());
     let feature_set: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("fixtures/example-params.json")?)?;
 
@@ -24,9 +26,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Events arrive as the kernel reports them; a progress bar or a log is built the same way.
     let mut on_event = |event: &RunEvent| match event {
-        RunEvent::KernelReady { kernel, cells } => println!("kernel {kernel} ready, {cells} cells to run"),
-        RunEvent::CellStarted { index, number, total } => println!("cell {index} started ({number}/{total})"),
-        RunEvent::Stream { text, .. } => print!("  | {}", text.replace('\n', "\n  | ").trim_end_matches("  | ")),
+        RunEvent::KernelReady { kernel, cells } => {
+            println!("kernel {kernel} ready, {cells} cells to run")
+        }
+        RunEvent::CellStarted {
+            index,
+            number,
+            total,
+        } => println!("cell {index} started ({number}/{total})"),
+        RunEvent::Stream { text, .. } => print!(
+            "  | {}",
+            text.replace('\n', "\n  | ").trim_end_matches("  | ")
+        ),
         RunEvent::CellFinished { index, status } => println!("cell {index} {}", status.as_str()),
         _ => {}
     };
@@ -39,6 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("{line}");
         }
     }
-    println!("{} cells in the executed notebook", result.notebook.cells().len());
+    println!(
+        "{} cells in the executed notebook",
+        result.notebook.cells().len()
+    );
     std::process::exit(result.outcome.exit_code());
 }
