@@ -132,6 +132,7 @@ pub fn finish(store: &JobStore, id: &str, result: &Result<RunResult, nbexec_runn
             if let Outcome::CellFailed(e) = &done.outcome {
                 results["failedCell"] = json!({
                     "cellIndex": e.cell_index,
+                    "outputCellIndex": e.output_index,
                     "executionCount": e.execution_count,
                     "ename": e.ename,
                     "evalue": e.evalue,

@@ -52,14 +52,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A notebook read and its kernel already launching.
-struct EarlyStart {
-    notebook: nbexec_format::Notebook,
-    spec_name: String,
-    kernel:
-        tokio::task::JoinHandle<Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>,
-}
-
 /// What `prepare_only` did.
 #[derive(Debug)]
 pub struct Prepared {
@@ -348,21 +340,11 @@ impl Run {
         events: &mut (dyn FnMut(&RunEvent) + Send),
         warn: impl Fn(&str),
     ) -> Result<RunResult, Error> {
-        // The kernel's start-up is the long pole: launch it as soon as the notebook
-        // says which kernel it wants, and inject the parameters while it boots.
-        let early = match self.read_and_launch().await {
-            Ok(early) => early,
-            Err(e) => {
-                self.record_job_failure(&e);
-                return Err(e);
-            }
-        };
-        let EarlyStart {
-            notebook,
-            spec_name,
-            kernel,
-        } = early;
-        let prepared = self.prepare_from(notebook, &self.params).and_then(|p| {
+        // Everything that can reject the run (notebook, kernel name, parameters, the
+        // output path) is checked before a kernel is started; that takes a few
+        // milliseconds. The kernel's start-up is the long pole: the job is recorded
+        // while it boots.
+        let prepared = self.prepare().and_then(|p| {
             if let Some(path) = &p.1 {
                 nbexec_runner::save::check_writable(path).map_err(|source| {
                     Error::Run(nbexec_runner::RunError::Output {
@@ -376,14 +358,29 @@ impl Run {
         let (nb, output_path, warnings, recorded) = match prepared {
             Ok(p) => p,
             Err(e) => {
-                kernel.abort();
-                let _ = kernel.await;
                 self.record_job_failure(&e);
                 return Err(e);
             }
         };
         warnings.iter().for_each(|w| warn(w));
         let mut options = self.run_options(output_path, &recorded);
+        let spec = match nbexec_runner::resolve_spec(&nb, &options) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let e = Error::Run(e);
+                self.record_job_failure(&e);
+                return Err(e);
+            }
+        };
+        nbexec_runner::trace("notebook read, parameters injected");
+        let spec_name = spec.name.clone();
+        let launch = nbexec_runner::launch_options(&options);
+        let kernel =
+            tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await });
+        // Let the launch begin (the process is spawned) before the rest of the work.
+        tokio::task::yield_now().await;
+        nbexec_runner::trace("kernel launching");
+        let abort = AbortOnDrop(kernel.abort_handle());
         let (tx, rx) = watch::channel(None::<CancelReason>);
         let mut tasks = Vec::new();
         if self.cancel_on_signals {
@@ -408,7 +405,7 @@ impl Run {
                 tx.clone(),
             ));
         }
-        let abort = AbortOnDrop(kernel.abort_handle());
+        nbexec_runner::trace("job recorded");
         let start = async move {
             let _abort = abort; // a run cancelled while the kernel starts stops the start too
             match kernel.await {
@@ -427,25 +424,6 @@ impl Run {
             crate::jobs::finish(store, &job.id, &result);
         }
         Ok(result?)
-    }
-
-    /// Reads the notebook, finds its kernel and starts launching it.
-    async fn read_and_launch(&self) -> Result<EarlyStart, Error> {
-        let notebook = crate::read_notebook(&self.input)?;
-        let mut options = self.options.clone();
-        options.kernel_name.clone_from(&self.kernel);
-        let spec = nbexec_runner::resolve_spec(&notebook, &options)?;
-        let launch = nbexec_runner::launch_options(&options);
-        let spec_name = spec.name.clone();
-        let kernel =
-            tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await });
-        // Let the launch begin (the process is spawned) before the rest of the work.
-        tokio::task::yield_now().await;
-        Ok(EarlyStart {
-            notebook,
-            spec_name,
-            kernel,
-        })
     }
 
     fn record_job_failure(&self, e: &Error) {

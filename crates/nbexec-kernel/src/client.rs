@@ -127,6 +127,8 @@ pub struct KernelClient {
     /// late replies and status messages are not the caller's business.
     startup_ids: HashSet<String>,
     interrupt_mode: InterruptMode,
+    /// A `shutdown_request` was already sent ([`KernelClient::request_shutdown`]).
+    shutdown_requested: bool,
     /// Reader and heartbeat tasks, aborted on drop. Dropping `liveness` kills
     /// the process group (KernelProcess's Drop), dropping `conn` removes the
     /// files (ConnectionFile's Drop): together that is the `Drop` guarantee.
@@ -407,14 +409,28 @@ impl KernelClient {
         }
     }
 
+    /// Sends `shutdown_request` without waiting: the kernel starts its (slow,
+    /// ~0.1–0.3 s for ipykernel) graceful exit while the caller does other work,
+    /// such as saving the notebook. [`KernelClient::shutdown`] then waits for it.
+    pub async fn request_shutdown(&mut self) {
+        if self.shutdown_requested || self.liveness.is_dead() {
+            return;
+        }
+        let (_, frames) = self
+            .session
+            .request("shutdown_request", json!({"restart": false}), None);
+        let _ = send(&mut *self.control.lock().await, frames).await;
+        self.shutdown_requested = true;
+    }
+
     /// Stops the kernel: a `shutdown_request` on the control channel, up to
     /// `grace` for it to exit, then SIGTERM and finally SIGKILL to its
     /// process group; the connection file and IPC sockets are removed.
     ///
-    /// A short `grace` is fine: nothing the kernel holds is worth waiting for
-    /// once the caller has saved its results.
+    /// The grace period lets the kernel exit cleanly (its interpreter flushes
+    /// files that user code left open); keep it short, but not zero.
     pub async fn shutdown(mut self, grace: Duration) -> Result<(), KernelError> {
-        if !self.liveness.is_dead() {
+        if !self.shutdown_requested && !self.liveness.is_dead() {
             let (_, frames) =
                 self.session
                     .request("shutdown_request", json!({"restart": false}), None);
@@ -461,8 +477,11 @@ impl KernelClient {
 /// choosing it and the kernel binding it (ipykernel prints the ZMQError).
 fn is_port_collision(e: &KernelError) -> bool {
     matches!(e, KernelError::ExitedDuringStart { stderr_tail, .. }
-        if stderr_tail.contains("Address already in use"))
+        if stderr_tail.contains(ADDRESS_IN_USE))
 }
+
+/// What ipykernel (through pyzmq) prints when a port it binds is taken.
+const ADDRESS_IN_USE: &str = "Address already in use";
 
 async fn start_once(spec: &KernelSpec, opts: &LaunchOptions) -> Result<KernelClient, KernelError> {
     if let Some(dir) = &opts.cwd {
@@ -495,13 +514,30 @@ async fn start_once(spec: &KernelSpec, opts: &LaunchOptions) -> Result<KernelCli
         Ready(Box<Result<Connected, KernelError>>),
         Exited(ExitStatus),
         TimedOut,
+        PortTaken,
     }
+    // Over TCP another process can take a port between our choosing it and the
+    // kernel binding it. ipykernel exits when that is its shell, stdin or control
+    // port, but only prints the error and keeps running when it is the IOPub or
+    // heartbeat port: watch its output for that, so the launch can be retried.
+    let port_taken = async {
+        if opts.transport != Transport::Tcp {
+            return std::future::pending::<()>().await;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if process.output_contains(ADDRESS_IN_USE) {
+                return;
+            }
+        }
+    };
     // zmq.rs's connect waits for the peer to appear, so the connects and the
     // handshake race the child's exit and the deadline.
     let outcome = tokio::select! {
         r = connect(&conn.info, &session) => Outcome::Ready(Box::new(r)),
         status = process.wait() => Outcome::Exited(status),
         () = tokio::time::sleep(opts.start_timeout) => Outcome::TimedOut,
+        () = port_taken => Outcome::PortTaken,
     };
     let err = match outcome {
         Outcome::Ready(r) => match *r {
@@ -522,6 +558,17 @@ async fn start_once(spec: &KernelSpec, opts: &LaunchOptions) -> Result<KernelCli
             status,
             stderr_tail: process.output_tail().await,
         },
+        Outcome::PortTaken => {
+            process.kill_and_reap(Duration::from_secs(2)).await;
+            KernelError::ExitedDuringStart {
+                kernel: spec.name.clone(),
+                argv,
+                status: process.exit_status().unwrap_or_else(|| {
+                    <ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(0x7f00)
+                }),
+                stderr_tail: process.output_tail().await,
+            }
+        }
         Outcome::TimedOut => {
             process.kill_and_reap(Duration::from_secs(2)).await;
             KernelError::StartTimeout {
@@ -572,6 +619,7 @@ impl Connected {
             kernel_info: self.kernel_info,
             startup_ids: self.startup_ids,
             interrupt_mode,
+            shutdown_requested: false,
             _tasks: AbortOnDrop(self.tasks),
             conn,
         }

@@ -198,6 +198,11 @@ impl KernelProcess {
         status.unwrap_or_else(|| ExitStatus::from_raw(0x7f00))
     }
 
+    /// Has the kernel printed `needle` (within the kept tail of its output)?
+    pub(crate) fn output_contains(&self, needle: &str) -> bool {
+        self.output.text().contains(needle)
+    }
+
     /// The last bytes of the kernel's output, after giving the pipe reader a
     /// moment to catch up with a process that has just exited.
     pub(crate) async fn output_tail(&self) -> String {

@@ -504,6 +504,7 @@ fn finish_cell(
     };
     Some(Outcome::CellFailed(CellError {
         cell_index: index,
+        output_index: index,
         execution_count: cell.execution_count(),
         ename: if status == "aborted" && ename.is_empty() {
             "ExecutionAborted".into()

@@ -56,8 +56,12 @@ impl CancelReason {
 /// A cell's error, for people and programs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellError {
-    /// Index of the failing cell in the notebook as written (banners included).
+    /// Index of the failing cell in the notebook as it was run (the input with
+    /// its injected cell): the numbering every message uses.
     pub cell_index: usize,
+    /// Index of the failing cell in the notebook as written, where two error
+    /// banners come before it.
+    pub output_index: usize,
     pub execution_count: Option<u64>,
     pub ename: String,
     pub evalue: String,
@@ -83,6 +87,9 @@ pub enum Outcome {
         cell: Option<usize>,
         reason: CancelReason,
     },
+    /// The kernel could not be started at all (its program is missing, it refused
+    /// the connection, …): an environment problem, like an unknown kernel.
+    KernelUnavailable { detail: String },
 }
 
 impl Outcome {
@@ -98,6 +105,7 @@ impl Outcome {
                 ..
             } => 143,
             Outcome::Cancelled { .. } => 130,
+            Outcome::KernelUnavailable { .. } => 2,
         }
     }
 
@@ -113,6 +121,7 @@ impl Outcome {
             Outcome::Timeout { .. } => "timeout",
             Outcome::KernelDied { .. } => "kernel_died",
             Outcome::Cancelled { .. } => "cancelled",
+            Outcome::KernelUnavailable { .. } => "kernel_unavailable",
         }
     }
 
@@ -139,6 +148,7 @@ impl Outcome {
             Outcome::Cancelled { cell, reason } => {
                 format!("{}run cancelled ({})", at_cell(*cell), reason.describe())
             }
+            Outcome::KernelUnavailable { detail } => detail.clone(),
         }
     }
 }
@@ -430,12 +440,26 @@ pub async fn run_with_kernel(
     prepare(&mut nb, opts);
     let run_started = Utc::now();
     let client = tokio::select! {
-        started = kernel => started?,
+        started = kernel => match started {
+            Ok(client) => client,
+            Err(error) => {
+                // The output notebook is written whatever happened, as papermill
+                // writes it before the kernel starts.
+                let detail = error.to_string();
+                let outcome = match error {
+                    nbexec_kernel::KernelError::StartTimeout { .. } => Outcome::Timeout { cell: None, detail },
+                    nbexec_kernel::KernelError::ExitedDuringStart { .. } => Outcome::KernelDied { cell: None, detail },
+                    _ => Outcome::KernelUnavailable { detail },
+                };
+                return finish(nb, opts, kernel_name, outcome, run_started, None).await;
+            }
+        },
         reason = wait_cancel(&mut cancel) => {
             let outcome = Outcome::Cancelled { cell: None, reason };
             return finish(nb, opts, kernel_name, outcome, run_started, None).await;
         }
     };
+    trace("kernel ready");
     let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
     events(&RunEvent::KernelReady {
@@ -462,7 +486,50 @@ pub async fn run_with_kernel(
         &mut autosave,
     )
     .await;
+    trace("cells done");
     finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await
+}
+
+/// With `NBEXEC_TIMING` set, prints how far into the process each phase of a run
+/// ends, to stderr: a tool for finding where time goes, not a log.
+pub fn trace(phase: &str) {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ENABLED.get_or_init(|| std::env::var_os("NBEXEC_TIMING").is_some()) {
+        let since = process_age();
+        eprintln!(
+            "[nbexec timing] {:>8.1} ms  {phase}",
+            since.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Time since this process started: its age when first asked (from /proc, to the
+/// kernel's clock tick), plus the time since.
+fn process_age() -> Duration {
+    static BASE: std::sync::OnceLock<(std::time::Instant, f64)> = std::sync::OnceLock::new();
+    let (first, age) =
+        BASE.get_or_init(|| (std::time::Instant::now(), age_from_proc().unwrap_or(0.0)));
+    Duration::from_secs_f64(age.max(0.0)) + first.elapsed()
+}
+
+fn age_from_proc() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(uptime - ticks / hz)
 }
 
 async fn wait_cancel(cancel: &mut watch::Receiver<Option<CancelReason>>) -> CancelReason {
@@ -496,13 +563,18 @@ async fn finish(
     if let Some((cell, count)) = failing_cell {
         let new_index = metadata::insert_error_banners(&mut nb, cell, count);
         if let Outcome::CellFailed(e) = &mut outcome {
-            e.cell_index = new_index;
+            e.output_index = new_index;
         }
     }
     metadata::notebook_finished(&mut nb, started, Utc::now(), failed);
     let pid = session.as_ref().and_then(|s| s.client.pid());
     record_nbexec(&mut nb, kernel, pid, &outcome, &opts.extra_metadata);
 
+    // Let the kernel begin its graceful exit while the notebook is written.
+    let mut session = session;
+    if let Some(session) = session.as_mut() {
+        session.client.request_shutdown().await;
+    }
     let bytes = notebook_bytes(
         &nb,
         opts.strip_injected_on_save,
@@ -521,8 +593,10 @@ async fn finish(
         }
         OutputTarget::Discard => Ok(None),
     };
+    trace("notebook saved");
     if let Some(session) = session {
         let _ = session.into_client().shutdown(opts.shutdown_grace).await;
+        trace("kernel shut down");
     }
     match saved {
         Ok(saved_to) => Ok(RunResult {

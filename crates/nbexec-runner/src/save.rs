@@ -43,10 +43,16 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if !dir.is_dir() {
+    if !dir.exists() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("directory {} does not exist", dir.display()),
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", dir.display()),
         ));
     }
     tempfile::Builder::new()
