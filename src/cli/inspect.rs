@@ -21,6 +21,27 @@ pub struct InspectArgs {
 }
 
 pub fn main(args: InspectArgs) -> i32 {
+    show(
+        &args.notebook,
+        args.kernel.as_deref(),
+        args.language.as_deref(),
+        args.json,
+    )
+}
+
+/// Prints the parameters `notebook` takes; also `nbexec run --help-notebook`.
+pub fn show(
+    notebook: &std::path::Path,
+    kernel: Option<&str>,
+    language: Option<&str>,
+    json: bool,
+) -> i32 {
+    let args = InspectArgs {
+        notebook: notebook.to_owned(),
+        json,
+        kernel: kernel.map(str::to_owned),
+        language: language.map(str::to_owned),
+    };
     let nb = match nbexec::read_notebook(&args.notebook) {
         Ok(nb) => nb,
         Err(e) => {

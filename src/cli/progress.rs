@@ -15,15 +15,36 @@ pub struct Console {
     bar: Option<ProgressBar>,
     show_bar: bool,
     log_output: bool,
+    /// papermill's --stdout-file / --stderr-file.
+    stdout_file: Option<std::io::BufWriter<std::fs::File>>,
+    stderr_file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+fn create(
+    path: Option<&std::path::Path>,
+) -> Result<Option<std::io::BufWriter<std::fs::File>>, String> {
+    path.map(|p| {
+        std::fs::File::create(p)
+            .map(std::io::BufWriter::new)
+            .map_err(|e| format!("cannot create {}: {e}", p.display()))
+    })
+    .transpose()
 }
 
 impl Console {
-    pub fn new(show_bar: bool, log_output: bool) -> Console {
-        Console {
+    pub fn new(
+        show_bar: bool,
+        log_output: bool,
+        stdout_file: Option<&std::path::Path>,
+        stderr_file: Option<&std::path::Path>,
+    ) -> Result<Console, String> {
+        Ok(Console {
             bar: None,
             show_bar,
             log_output,
-        }
+            stdout_file: create(stdout_file)?,
+            stderr_file: create(stderr_file)?,
+        })
     }
 
     pub fn event(&mut self, event: &RunEvent) {
@@ -42,7 +63,18 @@ impl Console {
                     bar.inc(1);
                 }
             }
-            RunEvent::Stream { name, text, .. } if self.log_output => {
+            RunEvent::Stream { name, text, .. } => {
+                let file = if *name == "stderr" {
+                    self.stderr_file.as_mut()
+                } else {
+                    self.stdout_file.as_mut()
+                };
+                if let Some(file) = file {
+                    let _ = file.write_all(text.as_bytes());
+                }
+                if !self.log_output {
+                    return;
+                }
                 // Exactly what the cell wrote: no prefixes, no added newlines.
                 if *name == "stderr" {
                     let mut err = std::io::stderr().lock();
@@ -57,6 +89,12 @@ impl Console {
     }
 
     pub fn finish(&mut self) {
+        for file in [self.stdout_file.as_mut(), self.stderr_file.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = file.flush();
+        }
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

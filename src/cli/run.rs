@@ -72,11 +72,40 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
     /// Inject parameters and write the notebook, without running it
-    #[arg(long = "prepare-only", alias = "prepare_only")]
+    #[arg(
+        long = "prepare-only",
+        alias = "prepare_only",
+        overrides_with = "prepare_execute"
+    )]
     prepare_only: bool,
+    /// Run the notebook (the default; papermill compatibility)
+    #[arg(long = "prepare-execute", hide = true)]
+    prepare_execute: bool,
     /// Hide code inputs in the output notebook
-    #[arg(long = "report-mode", alias = "report_mode")]
+    #[arg(
+        long = "report-mode",
+        alias = "report_mode",
+        overrides_with = "no_report_mode"
+    )]
     report_mode: bool,
+    /// Show code inputs (the default; papermill compatibility)
+    #[arg(long = "no-report-mode", hide = true)]
+    no_report_mode: bool,
+    /// Print the parameters INPUT takes and exit (as `nbexec inspect`; papermill --help-notebook)
+    #[arg(long = "help-notebook")]
+    help_notebook: bool,
+    /// Also write the cells' stdout to FILE (papermill --stdout-file)
+    #[arg(long = "stdout-file", value_name = "FILE")]
+    stdout_file: Option<PathBuf>,
+    /// Also write the cells' stderr to FILE (papermill --stderr-file)
+    #[arg(long = "stderr-file", value_name = "FILE")]
+    stderr_file: Option<PathBuf>,
+    /// papermill compatibility: only `nbclient` (nbexec's own engine stands in for it)
+    #[arg(long, value_name = "NAME", hide = true)]
+    engine: Option<String>,
+    /// papermill compatibility: accepted and ignored (errors always print one line)
+    #[arg(long = "log-level", value_name = "LEVEL", hide = true)]
+    _log_level: Option<String>,
     /// Run the cells even after one raises; the run succeeds
     #[arg(long = "allow-errors", alias = "allow_errors")]
     allow_errors: bool,
@@ -99,8 +128,15 @@ pub struct RunArgs {
     )]
     start_timeout: f64,
     /// Print the cells' stdout and stderr as they come
-    #[arg(long = "log-output", alias = "log_output")]
+    #[arg(
+        long = "log-output",
+        alias = "log_output",
+        overrides_with = "no_log_output"
+    )]
     log_output: bool,
+    /// Do not print the cells' output (the default; papermill compatibility)
+    #[arg(long = "no-log-output", hide = true)]
+    no_log_output: bool,
     /// Show a progress bar (default when stderr is a terminal)
     #[arg(long = "progress-bar", overrides_with = "no_progress_bar")]
     progress_bar: bool,
@@ -183,6 +219,20 @@ fn secs(s: f64) -> Option<std::time::Duration> {
 }
 
 pub fn main(args: RunArgs) -> i32 {
+    if args.help_notebook {
+        return super::inspect::show(
+            &args.input,
+            args.kernel.as_deref(),
+            args.language.as_deref(),
+            false,
+        );
+    }
+    if let Some(engine) = args.engine.as_deref().filter(|e| *e != "nbclient") {
+        error_line(format!(
+            "unknown engine {engine:?}: nbexec runs notebooks itself (papermill's nbclient engine)"
+        ));
+        return EXIT_USAGE;
+    }
     let mut builder = nbexec::Run::new(&args.input);
     let output = match (&args.output, args.in_place) {
         (Some(_), true) => {
@@ -283,7 +333,18 @@ pub fn main(args: RunArgs) -> i32 {
     let show_bar = !args.no_progress_bar
         && (args.progress_bar || progress::stderr_is_terminal())
         && !args.log_output;
-    let mut console = progress::Console::new(show_bar, args.log_output);
+    let mut console = match progress::Console::new(
+        show_bar,
+        args.log_output,
+        args.stdout_file.as_deref(),
+        args.stderr_file.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            error_line(e);
+            return EXIT_USAGE;
+        }
+    };
     let result = builder.run_blocking_with(&mut |event| console.event(event), |w| warning_line(w));
     console.finish();
     match result {

@@ -1,0 +1,281 @@
+//! The command line: fmt, validate, inspect, kernels, help, and papermill's own
+//! spelling of a run.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[test]
+fn fmt_check_passes_canonical_notebooks_and_flags_others_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let canonical = root().join("fixtures/example.ipynb");
+    let out = run(&["fmt", "--check", canonical.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let messy = dir.path().join("messy.ipynb");
+    let compact = r#"{"nbformat": 4, "nbformat_minor": 4, "metadata": {"z": 1, "a": 2}, "cells": [{"cell_type": "code", "source": "x = 1\ny = 2", "metadata": {}, "outputs": [], "execution_count": null}]}"#;
+    std::fs::write(&messy, compact).unwrap();
+    let out = run(&["fmt", "--check", messy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("would reformat"), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        compact,
+        "--check writes nothing"
+    );
+
+    let out = run(&["fmt", messy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&messy).unwrap();
+    assert!(
+        text.starts_with("{\n \"cells\": [\n  {\n   \"cell_type\": \"code\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"source\": [\n    \"x = 1\\n\",\n    \"y = 2\"\n   ]"),
+        "{text}"
+    );
+    assert!(text.ends_with("\"nbformat_minor\": 4\n}\n"));
+    let out = run(&["fmt", "--check", messy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "formatted once, stable after");
+}
+
+#[test]
+fn fmt_and_validate_refuse_broken_files_with_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.ipynb");
+    std::fs::write(&broken, "{\"cells\": [\n  {\"cell_type\": }\n]}").unwrap();
+    for cmd in ["fmt", "validate"] {
+        let out = run(&[cmd, broken.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains("broken.ipynb") && err.contains("line 2"),
+            "{cmd}: {err}"
+        );
+    }
+    let v3 = dir.path().join("v3.ipynb");
+    std::fs::write(
+        &v3,
+        r#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}"#,
+    )
+    .unwrap();
+    let out = run(&["validate", v3.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nbformat 3"), "{}", stderr(&out));
+}
+
+#[test]
+fn validate_names_the_cell_and_key_of_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = root().join("fixtures/example.ipynb");
+    let out = run(&["validate", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("valid"));
+
+    let mut nb = notebook(vec![code("1", &[]), code("2", &[])]);
+    nb["cells"][1]["outputs"] = json!([{"output_type": "bogus"}]);
+    nb["cells"][0].as_object_mut().unwrap().remove("source");
+    let bad = write_nb(dir.path(), "bad.ipynb", &nb);
+    let out = run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("cells[0]") && text.contains("'source'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cells[1].outputs[0]") && text.contains("bogus"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_shows_the_parameters_as_papermill_does_and_as_json() {
+    let example = root().join("fixtures/example.ipynb");
+    let out = run(&["inspect", example.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "Parameters inferred for notebook '{}':",
+            example.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  city: str (default \"Springfield\")"),
+        "{text}"
+    );
+    assert!(text.contains("the city the report is for"), "{text}");
+    assert!(text.contains("  min_area: float (default 1.0)"), "{text}");
+
+    let out = run(&["inspect", "--json", example.to_str().unwrap()]);
+    let params: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["city", "min_area", "report_date", "parcels"]);
+    assert_eq!(params[1]["inferred_type_name"], json!("float"));
+    assert_eq!(params[1]["default"], json!("1.0"));
+
+    // papermill's spelling of the same question.
+    let out = run(&["run", example.to_str().unwrap(), "--help-notebook"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("  city: str"), "{}", stdout(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write_nb(
+        dir.path(),
+        "plain.ipynb",
+        &notebook(vec![code("x = 1", &[])]),
+    );
+    let out = run(&["inspect", plain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no cell tagged 'parameters'"));
+}
+
+#[test]
+fn every_command_has_help_and_usage_errors_exit_2() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["inspect", "--help"],
+        vec!["fmt", "--help"],
+        vec!["validate", "--help"],
+        vec!["kernels", "--help"],
+        vec!["jobs", "--help"],
+        vec!["jobs", "cancel", "--help"],
+        vec!["--version"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!stdout(&out).is_empty(), "{args:?}");
+    }
+    let out = run(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["run", "x.ipynb", "y.ipynb", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["run", "/no/such/notebook.ipynb", "out.ipynb"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: cannot read /no/such/notebook.ipynb"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kernels_lists_the_project_kernel_as_jupyter_does() {
+    let out = run(&["kernels", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spec = &v["kernelspecs"]["python3"];
+    assert!(
+        spec["resource_dir"].as_str().unwrap().contains(".venv"),
+        "{v}"
+    );
+    assert_eq!(spec["spec"]["language"], json!("python"));
+    let out = run(&["kernels"]);
+    assert!(stdout(&out).contains("python3"));
+}
+
+#[test]
+fn a_papermill_command_line_works_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![
+            code(
+                "alpha = 0.1\nratio = 0\nname = ''\nextra = None\nfrom_file = None",
+                &["parameters"],
+            ),
+            code(
+                "import sys\nprint(alpha, ratio, name, extra, from_file)\nprint('warn', file=sys.stderr)",
+                &[],
+            ),
+        ]),
+    );
+    let params = dir.path().join("params.yaml");
+    std::fs::write(&params, "from_file: [1, 2]\n").unwrap();
+    let output = dir.path().join("out.ipynb");
+    let stdout_file = dir.path().join("cells.out");
+    let stderr_file = dir.path().join("cells.err");
+    // Spelled as papermill documents it, underscores and all.
+    let out = nbexec()
+        .args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+        .args([
+            "-p",
+            "alpha",
+            "0.6",
+            "--parameters",
+            "ratio",
+            "3",
+            "-r",
+            "name",
+            "007",
+        ])
+        .args([
+            "--parameters_yaml",
+            "extra: {k: v}",
+            "--parameters_file",
+            params.to_str().unwrap(),
+        ])
+        .args([
+            "--kernel",
+            "python3",
+            "--cwd",
+            dir.path().to_str().unwrap(),
+            "--start_timeout",
+            "60",
+        ])
+        .args([
+            "--execution-timeout",
+            "120",
+            "--no-progress-bar",
+            "--no-log-output",
+            "--report-mode",
+        ])
+        .args([
+            "--request-save-on-cell-execute",
+            "--autosave-cell-every",
+            "30",
+            "--log-level",
+            "INFO",
+        ])
+        .args(["--engine", "nbclient", "--prepare-execute"])
+        .args([
+            "--stdout-file",
+            stdout_file.to_str().unwrap(),
+            "--stderr-file",
+            stderr_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let nb = read_nb(&output);
+    let printed = "0.6 3 007 {'k': 'v'} [1, 2]\n";
+    assert_eq!(stream_text(&nb["cells"][2], "stdout"), printed);
+    assert_eq!(std::fs::read_to_string(&stdout_file).unwrap(), printed);
+    assert_eq!(std::fs::read_to_string(&stderr_file).unwrap(), "warn\n");
+    assert_eq!(
+        nb["cells"][2]["metadata"]["jupyter"]["source_hidden"],
+        json!(true)
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "nothing on stdout without --log-output"
+    );
+}
