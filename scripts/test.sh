@@ -9,4 +9,4 @@ scripts/venv.sh test
 # Tests find the kernel through the project's own environment, never one installed by hand.
 export VIRTUAL_ENV="$root/.venv"
 export PATH="$root/.venv/bin:$PATH"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -33,6 +33,9 @@ const HEARTBEAT_MISSES: u32 = 3;
 /// Port collisions are possible with TCP (the OS's free port can be taken
 /// before the kernel binds it), so a TCP launch is tried this many times.
 const TCP_LAUNCH_TRIES: u32 = 3;
+/// Launches over IPC retried when the first handshake is lost (see
+/// [`is_lost_handshake`]).
+const IPC_LAUNCH_TRIES: u32 = 2;
 
 /// How to start a kernel.
 #[derive(Debug, Clone)]
@@ -241,7 +244,7 @@ async fn send(sock: &mut DealerSendHalf, frames: Vec<Bytes>) -> Result<(), Kerne
         .map_err(|e| KernelError::Protocol(format!("cannot send an empty message: {e}")))?;
     sock.send(msg)
         .await
-        .map_err(|e| KernelError::Protocol(format!("send failed: {e}")))
+        .map_err(|e| KernelError::Protocol(format!("{SEND_FAILED}: {e}")))
 }
 
 impl KernelClient {
@@ -261,12 +264,14 @@ impl KernelClient {
     ) -> Result<KernelClient, KernelError> {
         let tries = match opts.transport {
             Transport::Tcp => TCP_LAUNCH_TRIES,
-            Transport::Ipc => 1,
+            Transport::Ipc => IPC_LAUNCH_TRIES,
         };
         let mut attempt = 1;
         loop {
             match start_once(spec, opts).await {
-                Err(e) if attempt < tries && is_port_collision(&e) => attempt += 1,
+                Err(e) if attempt < tries && (is_port_collision(&e) || is_lost_handshake(&e)) => {
+                    attempt += 1
+                }
                 other => return other,
             }
         }
@@ -479,6 +484,16 @@ fn is_port_collision(e: &KernelError) -> bool {
     matches!(e, KernelError::ExitedDuringStart { stderr_tail, .. }
         if stderr_tail.contains(ADDRESS_IN_USE))
 }
+
+/// A start-up whose connection dropped before the kernel answered: zmq.rs drops
+/// a peer whose ZMTP handshake does not finish in time, which happens when 50
+/// kernels start at once on two cores, and then has nobody to send to. A fresh
+/// launch gets through.
+fn is_lost_handshake(e: &KernelError) -> bool {
+    matches!(e, KernelError::Protocol(msg) if msg.starts_with(SEND_FAILED) && msg.contains("Not connected to peers"))
+}
+
+const SEND_FAILED: &str = "send failed";
 
 /// What ipykernel (through pyzmq) prints when a port it binds is taken.
 const ADDRESS_IN_USE: &str = "Address already in use";
