@@ -6,60 +6,9 @@
 /// `-4..16` (`0.0001`, `1000000000000000.0`), else scientific with a signed,
 /// at-least-two-digit exponent (`1e-05`, `1e+16`); `nan`, `inf`, `-inf`.
 pub fn float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".to_owned();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.to_owned();
-    }
-    // `{:e}` gives the shortest digits that round-trip, like Python's repr: "-1.25e-7".
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    // Python's `decpt`: the value is 0.DIGITS × 10^decpt.
-    let decpt = exp + 1;
-    let mut out = String::with_capacity(digits.len() + 8);
-    if negative {
-        out.push('-');
-    }
-    if (-3..=16).contains(&decpt) {
-        if decpt <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
-            out.push_str(&digits);
-        } else {
-            let point = decpt.unsigned_abs() as usize;
-            if digits.len() <= point {
-                out.push_str(&digits);
-                out.extend(std::iter::repeat_n('0', point - digits.len()));
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..point]);
-                out.push('.');
-                out.push_str(&digits[point..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = decpt - 1;
-        out.push('e');
-        out.push(if e < 0 { '-' } else { '+' });
-        let e = e.unsigned_abs();
-        if e < 10 {
-            out.push('0');
-        }
-        out.push_str(&e.to_string());
-    }
-    out
+    // The notebook writer needs the same `repr` for floats in JSON; one
+    // implementation serves both.
+    nbexec_format::python_float_repr(x)
 }
 
 /// Python's `s.encode('unicode_escape').decode()`: `\\`, `\t`, `\n`, `\r`; other
