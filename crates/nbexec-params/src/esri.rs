@@ -149,6 +149,7 @@ pub fn feature_set_to_geojson(
     }
     id_fields.extend(["OBJECTID", "FID"]);
     let mut kept = Vec::new();
+    let mut work = RingWork::new();
     let mut out = Vec::with_capacity(features.len());
     for (index, feature) in features.iter().enumerate() {
         let ctx = Context {
@@ -162,7 +163,7 @@ pub fn feature_set_to_geojson(
             None | Some(Value::None) => None,
             Some(g @ Value::Dict(_)) => {
                 let gctx = ctx.overlay(Context::of(g, Some(index)));
-                convert_geometry(g, &gctx, &mut kept)?
+                convert_geometry(g, &gctx, &mut kept, &mut work)?
             }
             Some(other) => {
                 return Err(ctx.err(format!("geometry is {}, not an object", other.kind())));
@@ -203,7 +204,7 @@ pub fn feature_set_to_geojson(
 pub fn geometry_to_geojson(geometry: &Value) -> Result<(Option<Geometry>, Vec<String>), EsriError> {
     let mut kept = Vec::new();
     let ctx = Context::of(geometry, None);
-    let g = convert_geometry(geometry, &ctx, &mut kept)?;
+    let g = convert_geometry(geometry, &ctx, &mut kept, &mut RingWork::new())?;
     Ok((g, kept))
 }
 
@@ -231,6 +232,7 @@ fn convert_geometry(
     g: &Value,
     ctx: &Context<'_>,
     kept: &mut Vec<String>,
+    work: &mut RingWork,
 ) -> Result<Option<Geometry>, EsriError> {
     for curve in ["curveRings", "curvePaths"] {
         if g.get(curve).is_some() {
@@ -249,7 +251,14 @@ fn convert_geometry(
     let conv = Converter { ctx, reference };
     let value = if let Some(rings) = g.get("rings") {
         let rings = conv.path_list(rings, "rings")?;
-        Some(rings_to_polygon(rings))
+        let (count, positions) = (rings.len(), rings.iter().map(Vec::len).sum::<usize>());
+        Some(rings_to_polygon(rings, work).map_err(|TooComplex| {
+            ctx.err(format!(
+                "rings: too many overlapping rings to sort into outer rings and holes \
+                 ({count} rings, {positions} positions; the limit is {RING_WORK_LIMIT} steps \
+                 per feature set)"
+            ))
+        })?)
     } else if let Some(paths) = g.get("paths") {
         let mut paths = conv.path_list(paths, "paths")?;
         Some(if paths.len() == 1 {
@@ -463,67 +472,223 @@ fn segments_intersect(a1: &Position, a2: &Position, b1: &Position, b2: &Position
     false
 }
 
-fn rings_intersect(a: &[Position], b: &[Position]) -> bool {
-    a.windows(2).any(|sa| {
-        b.windows(2)
-            .any(|sb| segments_intersect(&sa[0], &sa[1], &sb[0], &sb[1]))
-    })
+/// Steps (box, segment and edge tests) allowed for sorting the rings of one feature
+/// set's polygons into outer rings and holes. Matching is quadratic in the rings of a
+/// polygon (each outer ring is tested against every other), but boxes make a test of
+/// rings that do not overlap one step: 10,000 separate outer rings use half the limit
+/// (under a second), a ring of 100,000 positions with 1,000 holes a few percent.
+/// Beyond ~14,000 outer rings in one polygon, or with thousands of nested or identical
+/// rings (hostile input, which took minutes to hours), it is an error.
+const RING_WORK_LIMIT: u64 = 200_000_000;
+
+/// Segments per box of a ring's index.
+const CHUNK: usize = 16;
+
+/// The ring work budget ran out.
+struct TooComplex;
+
+struct RingWork {
+    left: u64,
 }
 
-fn ring_contains_point(ring: &[Position], p: &Position) -> bool {
-    let mut contains = false;
-    let n = ring.len();
-    let mut j = n.wrapping_sub(1);
-    for i in 0..n {
-        let (ci, cj) = (&ring[i], &ring[j]);
-        if ((ci[1] <= p[1] && p[1] < cj[1]) || (cj[1] <= p[1] && p[1] < ci[1]))
-            && p[0] < (cj[0] - ci[0]) * (p[1] - ci[1]) / (cj[1] - ci[1]) + ci[0]
-        {
-            contains = !contains;
+impl RingWork {
+    fn new() -> RingWork {
+        RingWork {
+            left: RING_WORK_LIMIT,
         }
-        j = i;
     }
-    contains
+
+    fn spend(&mut self, steps: usize) -> Result<(), TooComplex> {
+        let steps = u64::try_from(steps).unwrap_or(u64::MAX);
+        self.left = self.left.checked_sub(steps).ok_or(TooComplex)?;
+        Ok(())
+    }
 }
 
-fn ring_contains_ring(outer: &[Position], inner: &[Position]) -> bool {
-    !rings_intersect(outer, inner) && inner.first().is_some_and(|p| ring_contains_point(outer, p))
+/// An axis-aligned bounding box. NaN ordinates are left out: a segment with one
+/// never intersects anything or crosses a ray in the tests below.
+#[derive(Debug, Clone, Copy)]
+struct BBox {
+    min: [f64; 2],
+    max: [f64; 2],
 }
 
-fn rings_to_polygon(rings: Vec<Vec<Position>>) -> GeometryValue {
+impl BBox {
+    const EMPTY: BBox = BBox {
+        min: [f64::INFINITY, f64::INFINITY],
+        max: [f64::NEG_INFINITY, f64::NEG_INFINITY],
+    };
+
+    fn of<'a>(points: impl IntoIterator<Item = &'a Position>) -> BBox {
+        let mut b = BBox::EMPTY;
+        for p in points {
+            for axis in 0..2 {
+                b.min[axis] = b.min[axis].min(p[axis]);
+                b.max[axis] = b.max[axis].max(p[axis]);
+            }
+        }
+        b
+    }
+
+    fn overlaps(&self, o: &BBox) -> bool {
+        (0..2).all(|axis| self.min[axis] <= o.max[axis] && o.min[axis] <= self.max[axis])
+    }
+
+    fn spans_y(&self, y: f64) -> bool {
+        self.min[1] <= y && y <= self.max[1]
+    }
+
+    fn contains(&self, p: &Position) -> bool {
+        (0..2).all(|axis| self.min[axis] <= p[axis] && p[axis] <= self.max[axis])
+    }
+}
+
+/// A closed ring with its bounding box and the boxes of each run of [`CHUNK`]
+/// segments (segment `k` joins points `k` and `k + 1`), so that the tests below skip
+/// the parts of a long ring that are nowhere near what they test against.
+struct Ring {
+    points: Vec<Position>,
+    bbox: BBox,
+    chunks: Vec<BBox>,
+}
+
+impl Ring {
+    fn new(points: Vec<Position>) -> Ring {
+        let segments = points.len().saturating_sub(1);
+        let chunks = (0..segments.div_ceil(CHUNK))
+            .map(|c| BBox::of(&points[c * CHUNK..((c + 1) * CHUNK + 1).min(points.len())]))
+            .collect();
+        Ring {
+            bbox: BBox::of(&points),
+            points,
+            chunks,
+        }
+    }
+
+    fn reversed(self) -> Ring {
+        Ring::new(reversed(self.points))
+    }
+
+    /// The points of chunk `c`'s segments.
+    fn chunk_points(&self, c: usize) -> &[Position] {
+        &self.points[c * CHUNK..((c + 1) * CHUNK + 1).min(self.points.len())]
+    }
+}
+
+/// Does any segment of `a` intersect any segment of `b`? (terraformer's
+/// `arrayIntersectsArray`, with boxes to skip segments that cannot meet.)
+fn rings_intersect(a: &Ring, b: &Ring, work: &mut RingWork) -> Result<bool, TooComplex> {
+    work.spend(1)?;
+    if !a.bbox.overlaps(&b.bbox) {
+        return Ok(false);
+    }
+    work.spend(a.chunks.len())?;
+    for (ca, abox) in a.chunks.iter().enumerate() {
+        if !abox.overlaps(&b.bbox) {
+            continue;
+        }
+        work.spend(CHUNK)?;
+        for sa in a.chunk_points(ca).windows(2) {
+            let sbox = BBox::of(sa);
+            if !sbox.overlaps(&b.bbox) {
+                continue;
+            }
+            work.spend(b.chunks.len())?;
+            for (cb, bbox) in b.chunks.iter().enumerate() {
+                if !bbox.overlaps(&sbox) {
+                    continue;
+                }
+                work.spend(CHUNK)?;
+                if b.chunk_points(cb)
+                    .windows(2)
+                    .any(|sb| segments_intersect(&sa[0], &sa[1], &sb[0], &sb[1]))
+                {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Even-odd test of `p` against the ring (terraformer's `coordinatesContainPoint`).
+/// A point outside the ring's box is outside the ring; otherwise only edges whose
+/// chunk spans `p`'s y can cross the ray, so only those are tested.
+fn ring_contains_point(ring: &Ring, p: &Position, work: &mut RingWork) -> Result<bool, TooComplex> {
+    // Edge from `cj` to `ci`, exactly as terraformer writes the test.
+    let crosses = |ci: &Position, cj: &Position| {
+        ((ci[1] <= p[1] && p[1] < cj[1]) || (cj[1] <= p[1] && p[1] < ci[1]))
+            && p[0] < (cj[0] - ci[0]) * (p[1] - ci[1]) / (cj[1] - ci[1]) + ci[0]
+    };
+    let mut contains = false;
+    let n = ring.points.len();
+    if n == 0 {
+        return Ok(false);
+    }
+    work.spend(1)?;
+    if !ring.bbox.contains(p) {
+        return Ok(false);
+    }
+    work.spend(ring.chunks.len())?;
+    for (c, bbox) in ring.chunks.iter().enumerate() {
+        if !bbox.spans_y(p[1]) {
+            continue;
+        }
+        work.spend(CHUNK)?;
+        for edge in ring.chunk_points(c).windows(2) {
+            if crosses(&edge[1], &edge[0]) {
+                contains = !contains;
+            }
+        }
+    }
+    // The closing edge, from the last point back to the first.
+    if crosses(&ring.points[0], &ring.points[n - 1]) {
+        contains = !contains;
+    }
+    Ok(contains)
+}
+
+fn ring_contains_ring(outer: &Ring, inner: &Ring, work: &mut RingWork) -> Result<bool, TooComplex> {
+    let Some(first) = inner.points.first() else {
+        return Ok(false);
+    };
+    Ok(ring_contains_point(outer, first, work)? && !rings_intersect(outer, inner, work)?)
+}
+
+fn rings_to_polygon(
+    rings: Vec<Vec<Position>>,
+    work: &mut RingWork,
+) -> Result<GeometryValue, TooComplex> {
     // (original index, ring as it will be written)
-    let mut outers: Vec<(usize, Vec<Position>)> = Vec::new();
-    let mut holes: Vec<(usize, Vec<Position>)> = Vec::new();
+    let mut outers: Vec<(usize, Ring)> = Vec::new();
+    let mut holes: Vec<(usize, Ring)> = Vec::new();
     for (index, ring) in rings.into_iter().enumerate() {
         let ring = close_ring(ring);
         if ring.len() < 4 {
             continue;
         }
         if is_clockwise(&ring) {
-            outers.push((index, reversed(ring)));
+            outers.push((index, Ring::new(reversed(ring))));
         } else {
-            holes.push((index, reversed(ring)));
+            holes.push((index, Ring::new(reversed(ring))));
         }
     }
     // A clockwise ring nested in an odd number of other clockwise rings is a hole.
-    let nested: Vec<bool> = outers
-        .iter()
-        .enumerate()
-        .map(|(i, (_, ring))| {
-            outers
-                .iter()
-                .enumerate()
-                .filter(|(j, (_, other))| *j != i && ring_contains_ring(other, ring))
-                .count()
-                % 2
-                == 1
-        })
-        .collect();
+    let mut nested = Vec::with_capacity(outers.len());
+    for (i, (_, ring)) in outers.iter().enumerate() {
+        let mut count = 0usize;
+        for (j, (_, other)) in outers.iter().enumerate() {
+            if j != i && ring_contains_ring(other, ring, work)? {
+                count += 1;
+            }
+        }
+        nested.push(count % 2 == 1);
+    }
     if nested.iter().any(|n| *n) {
         let mut kept = Vec::new();
         for ((index, ring), is_hole) in outers.into_iter().zip(nested) {
             if is_hole {
-                holes.push((index, reversed(ring)));
+                holes.push((index, ring.reversed()));
             } else {
                 kept.push((index, ring));
             }
@@ -531,30 +696,43 @@ fn rings_to_polygon(rings: Vec<Vec<Position>>) -> GeometryValue {
         outers = kept;
         holes.sort_by_key(|(index, _)| *index);
     }
-    let mut polygons: Vec<Vec<Vec<Position>>> =
-        outers.into_iter().map(|(_, ring)| vec![ring]).collect();
+    // Each polygon: its outer ring and its holes.
+    let mut polygons: Vec<(Ring, Vec<Vec<Position>>)> = outers
+        .into_iter()
+        .map(|(_, ring)| (ring, Vec::new()))
+        .collect();
     let mut uncontained = Vec::new();
     while let Some((_, hole)) = holes.pop() {
-        match polygons
-            .iter_mut()
-            .rev()
-            .find(|p| ring_contains_ring(&p[0], &hole))
-        {
-            Some(polygon) => polygon.push(hole),
+        let mut found = None;
+        for (i, (outer, _)) in polygons.iter().enumerate().rev() {
+            if ring_contains_ring(outer, &hole, work)? {
+                found = Some(i);
+                break;
+            }
+        }
+        match found {
+            Some(i) => polygons[i].1.push(hole.points),
             None => uncontained.push(hole),
         }
     }
     while let Some(hole) = uncontained.pop() {
-        match polygons
-            .iter_mut()
-            .rev()
-            .find(|p| rings_intersect(&p[0], &hole))
-        {
-            Some(polygon) => polygon.push(hole),
-            None => polygons.push(vec![reversed(hole)]),
+        let mut found = None;
+        for (i, (outer, _)) in polygons.iter().enumerate().rev() {
+            if rings_intersect(outer, &hole, work)? {
+                found = Some(i);
+                break;
+            }
+        }
+        match found {
+            Some(i) => polygons[i].1.push(hole.points),
+            None => polygons.push((hole.reversed(), Vec::new())),
         }
     }
-    if polygons.len() == 1 {
+    let mut polygons: Vec<Vec<Vec<Position>>> = polygons
+        .into_iter()
+        .map(|(outer, holes)| std::iter::once(outer.points).chain(holes).collect())
+        .collect();
+    Ok(if polygons.len() == 1 {
         GeometryValue::Polygon {
             coordinates: polygons.remove(0),
         }
@@ -562,5 +740,5 @@ fn rings_to_polygon(rings: Vec<Vec<Position>>) -> GeometryValue {
         GeometryValue::MultiPolygon {
             coordinates: polygons,
         }
-    }
+    })
 }

@@ -18,24 +18,48 @@
 //! | `!!binary`, `!!set`, `!!omap`, `!!timestamp`, custom tags | values | error |
 //! | top level not a mapping (e.g. `5`) | error, or ignored when falsy (`0`, `""`) | error |
 //!
+//! Limits (PyYAML has none): nesting deeper than 128 levels, aliases included, and
+//! aliases that expand a document beyond twice its text plus 16 MiB are errors.
+//!
 //! Same in both: `true`/`True`/`TRUE`, `null`/`~`/empty, `0x1F`, `.inf`, `.nan`,
 //! `+12`, quoted scalars are strings, integers of any size keep their digits, and
 //! non-string keys inside dicts become their Python `str()` (papermill writes any key
 //! as a quoted string: `{1: x}` → `{"1": x}`).
 
+use std::collections::HashMap;
+
 use saphyr::{ScalarStyle, Tag, Yaml, YamlLoader};
+use saphyr_parser::{Event, ScanError, Span, SpannedEventReceiver};
 
 use crate::pyrepr::float_repr;
 use crate::value::{Integer, Value};
+
+/// The deepest nesting of sequences and mappings accepted, aliases included (the
+/// limit serde_json sets for `-j`). Deeper documents are an error, not a stack overflow.
+const MAX_DEPTH: usize = 128;
+
+/// What aliases may add to a document: its expanded size (scalar bytes plus one per
+/// node) may be at most twice its text plus this. A document without aliases never
+/// comes near the limit; without one, a 120 KB `-y` that repeats an alias to a long
+/// string expands to gigabytes.
+const ALIAS_EXPANSION_ALLOWANCE: usize = 16 << 20;
 
 /// Parses one YAML document. `Ok(None)` for an empty stream or an empty document.
 pub fn parse(text: &str) -> Result<Option<Value>, String> {
     let mut loader: YamlLoader<Yaml> = YamlLoader::default();
     loader.early_parse(false);
     let mut parser = saphyr_parser::Parser::new_from_str(text);
-    parser.load(&mut loader, true).map_err(|e| e.to_string())?;
-    if let Some(e) = loader.error() {
-        return Err(e.to_string());
+    // Events are pulled one at a time rather than with `Parser::load`, whose recursion
+    // overflows the stack on deeply nested block collections (`- - - ... 1`), and are
+    // checked for depth and alias expansion before the loader builds (and clones) them.
+    let mut limits = Limits::new(text.len());
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|e| e.to_string())?;
+        limits.check(&event, span).map_err(|e| e.to_string())?;
+        loader.on_event(event, span);
+        if let Some(e) = loader.error() {
+            return Err(e.to_string());
+        }
     }
     let mut docs = loader.into_documents();
     match docs.len() {
@@ -48,6 +72,87 @@ pub fn parse(text: &str) -> Result<Option<Value>, String> {
             }
         }
         n => Err(format!("expected one YAML document, found {n}")),
+    }
+}
+
+/// The depth and expanded size of the document so far, event by event.
+struct Limits {
+    /// For each open collection: its anchor, the expanded size before it, and the
+    /// height of its tallest child so far.
+    open: Vec<(usize, usize, usize)>,
+    /// Expanded size and height of each anchored node, by anchor id.
+    anchored: HashMap<usize, (usize, usize)>,
+    expanded: usize,
+    max_expanded: usize,
+}
+
+impl Limits {
+    fn new(text_len: usize) -> Limits {
+        Limits {
+            open: Vec::new(),
+            anchored: HashMap::new(),
+            expanded: 0,
+            max_expanded: text_len
+                .saturating_mul(2)
+                .saturating_add(ALIAS_EXPANSION_ALLOWANCE),
+        }
+    }
+
+    /// A node of `size` and `height` ended (or was referred to by an alias).
+    fn node(&mut self, anchor: usize, size: usize, height: usize) {
+        if anchor != 0 {
+            self.anchored.insert(anchor, (size, height));
+        }
+        if let Some(parent) = self.open.last_mut() {
+            parent.2 = parent.2.max(height);
+        }
+    }
+
+    fn check(&mut self, event: &Event<'_>, span: Span) -> Result<(), ScanError> {
+        let too_deep = || {
+            ScanError::new(
+                span.start,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            )
+        };
+        match event {
+            Event::Scalar(text, _, anchor, _) => {
+                self.expanded = self.expanded.saturating_add(text.len() + 1);
+                self.node(*anchor, text.len() + 1, 0);
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((*anchor, self.expanded, 0));
+                self.expanded = self.expanded.saturating_add(1);
+                if self.open.len() > MAX_DEPTH {
+                    return Err(too_deep());
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, start, tallest)) = self.open.pop() {
+                    self.node(anchor, self.expanded - start, tallest + 1);
+                }
+            }
+            Event::Alias(id) => {
+                // An unknown anchor is the loader's error.
+                let (size, height) = self.anchored.get(id).copied().unwrap_or((1, 0));
+                if self.open.len() + height > MAX_DEPTH {
+                    return Err(too_deep());
+                }
+                self.expanded = self.expanded.saturating_add(size);
+                self.node(0, size, height);
+            }
+            _ => {}
+        }
+        if self.expanded > self.max_expanded {
+            return Err(ScanError::new(
+                span.start,
+                format!(
+                    "aliases expand the document beyond {} bytes",
+                    self.max_expanded
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

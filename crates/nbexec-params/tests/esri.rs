@@ -617,3 +617,83 @@ fn declared_scalar_types_are_checked() {
     assert!(ParamType::parse_declaration("start").is_err());
     assert!(ParamType::parse_declaration("start=datum").is_err());
 }
+
+/// A regular `n`-gon ring around (`x`, `y`), clockwise (an Esri outer ring) or not.
+fn ngon(x: f64, y: f64, r: f64, n: usize, clockwise: bool) -> Json {
+    let mut ring: Vec<Json> = (0..n)
+        .map(|i| {
+            let a = i as f64 / n as f64 * std::f64::consts::TAU;
+            json!([x + r * a.cos(), y + r * a.sin()])
+        })
+        .collect();
+    if clockwise {
+        ring.reverse();
+    }
+    ring.push(ring[0].clone());
+    Json::Array(ring)
+}
+
+fn polygon_feature_set(rings: Vec<Json>) -> Value {
+    Value::from_json(&json!({
+        "geometryType": "esriGeometryPolygon",
+        "fields": [],
+        "features": [{"geometry": {"rings": rings}}]
+    }))
+}
+
+#[test]
+fn a_detailed_outer_ring_with_many_holes_converts_quickly() {
+    // Found while fuzzing: every hole was tested against every segment of every
+    // outer ring. A 100,000-vertex outer ring with 1,000 lakes took ~17 s (release
+    // build); ring and segment boxes make it milliseconds.
+    let mut rings = vec![ngon(0.0, 0.0, 1e6, 100_000, true)];
+    rings.extend((0..1000).map(|i| ngon(f64::from(i) * 30.0 - 15_000.0, 0.0, 10.0, 10, false)));
+    rings.extend((0..1000).map(|i| ngon(f64::from(i) * 3.0 + 2e6, 0.0, 1.0, 3, true)));
+    let t0 = std::time::Instant::now();
+    let (fc, _) =
+        feature_set_to_geojson(&polygon_feature_set(rings), &GeoJsonOptions::default()).unwrap();
+    let took = t0.elapsed();
+    let g = &to_json(&fc)["features"][0]["geometry"];
+    assert_eq!(g["type"], "MultiPolygon");
+    let polygons = coords(g).as_array().unwrap();
+    assert_eq!(polygons.len(), 1001, "the big ring and 1,000 islands");
+    let with_holes = polygons
+        .iter()
+        .find(|p| p.as_array().unwrap().len() > 1)
+        .unwrap();
+    assert_eq!(
+        with_holes.as_array().unwrap().len(),
+        1001,
+        "1 outer + 1,000 holes"
+    );
+    // Generous for an unoptimised build on a busy machine; it used to take minutes.
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}
+
+#[test]
+fn thousands_of_nested_rings_are_an_error_not_a_hang() {
+    // 10,000 concentric clockwise triangles (1.3 MB of JSON): every ring had to be
+    // tested against every other with no way to skip any, ~100 s (release build).
+    // Such input now stops at a work limit with an error naming the feature.
+    let rings = (0..10_000)
+        .map(|i| ngon(0.0, 0.0, 1.0 + f64::from(i), 3, true))
+        .collect();
+    let t0 = std::time::Instant::now();
+    let err = feature_set_to_geojson(&polygon_feature_set(rings), &GeoJsonOptions::default())
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(err.feature, Some(0));
+    assert!(err.problem.contains("too many overlapping rings"), "{err}");
+    // A few hundred nested rings are still sorted out (alternately outer and hole).
+    let rings = (0..300)
+        .map(|i| ngon(0.0, 0.0, 1.0 + f64::from(i), 3, true))
+        .collect();
+    let (fc, _) =
+        feature_set_to_geojson(&polygon_feature_set(rings), &GeoJsonOptions::default()).unwrap();
+    let g = &to_json(&fc)["features"][0]["geometry"];
+    assert_eq!(coords(g).as_array().unwrap().len(), 150);
+}
