@@ -10,6 +10,10 @@ venv="$root/.venv"
 stamp="$venv/.nbexec-$kind-$(sha256sum "$req" "$root/scripts/requirements-kernel.txt" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then exit 0; fi
 python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "nbexec: $python is missing or older than 3.11 (ipykernel 7.4 needs 3.11); set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
 if [ ! -x "$venv/bin/python" ]; then
   echo "nbexec: creating $venv" >&2
   "$python" -m venv "$venv"
