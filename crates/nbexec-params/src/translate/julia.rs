@@ -1,10 +1,9 @@
 //! Julia, as papermill 2.7's `JuliaTranslator`, with three fixes (see
 //! [`JuliaTranslator`]).
 
-use super::r::escape;
+use super::r::{Syntax, write_literal};
 use super::{Translator, hash_comment};
 use crate::error::ParamError;
-use crate::pyrepr::float_repr;
 use crate::value::Value;
 
 /// Julia literals: `nothing`, `true`/`false`, `[a, b]`, `Dict("k" => v)`.
@@ -17,51 +16,20 @@ use crate::value::Value;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JuliaTranslator;
 
+/// How Julia spells each kind of value.
+const JULIA: Syntax = Syntax {
+    language: "julia",
+    null: "nothing",
+    true_: "true",
+    false_: "false",
+    list: ("[", "]"),
+    dict: ("Dict(", " => ", ")"),
+    escape_dollar: true,
+};
+
 impl JuliaTranslator {
     fn write(&self, name: &str, value: &Value, out: &mut String) -> Result<(), ParamError> {
-        match value {
-            Value::None => out.push_str("nothing"),
-            Value::Bool(true) => out.push_str("true"),
-            Value::Bool(false) => out.push_str("false"),
-            Value::Int(i) => out.push_str(i.as_str()),
-            Value::Float(f) if f.is_nan() => out.push_str("NaN"),
-            Value::Float(f) if f.is_infinite() => {
-                out.push_str(if *f > 0.0 { "Inf" } else { "-Inf" })
-            }
-            Value::Float(f) => out.push_str(&float_repr(*f)),
-            Value::Str(s) => out.push_str(&escape(s, true)),
-            Value::List(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    self.write(name, item, out)?;
-                }
-                out.push(']');
-            }
-            Value::Dict(entries) => {
-                out.push_str("Dict(");
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    out.push_str(&escape(k, true));
-                    out.push_str(" => ");
-                    self.write(name, v, out)?;
-                }
-                out.push(')');
-            }
-            Value::DateTime(dt) => out.push_str(&escape(&dt.to_iso8601(), true)),
-            Value::FeatureSet(_) => {
-                return Err(ParamError::Unsupported {
-                    name: name.to_owned(),
-                    language: "julia",
-                    what: "an arcgis FeatureSet (use the esri or geojson rendering)".to_owned(),
-                });
-            }
-        }
-        Ok(())
+        write_literal(&JULIA, name, value, out)
     }
 }
 
