@@ -1,5 +1,6 @@
 //! ArcGIS types (spec §2.2): Esri FeatureSets to GeoJSON against the samples in
-//! `shared/data/esri-samples`, the three renderings, dates and malformed input.
+//! `fixtures/esri-samples` (a copy of `shared/data/esri-samples`), the three
+//! renderings, dates and malformed input.
 
 use std::path::PathBuf;
 
@@ -13,8 +14,9 @@ use nbexec_params::{
 use serde_json::{Value as Json, json};
 
 fn samples_dir() -> PathBuf {
-    // <workspace root>/../shared/data/esri-samples
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/esri-samples")
+    // A committed copy of shared/data/esri-samples (public test data; sources in
+    // its README), so the tests do not depend on where the checkout sits.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/esri-samples")
 }
 
 fn sample_text(name: &str) -> String {
