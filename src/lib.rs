@@ -54,11 +54,14 @@ pub fn read_notebook(path: &Path) -> Result<Notebook, Error> {
 pub enum FmtStatus {
     Unchanged,
     Changed,
+    /// An nbformat 3 notebook rewritten as 4.5 (only with `upgrade`).
+    Upgraded,
 }
 
 /// Rewrites a notebook in the canonical form (what Python nbformat writes); with
-/// `check`, only says whether it would change.
-pub fn format_file(path: &Path, check: bool) -> Result<FmtStatus, Error> {
+/// `check`, only says whether it would change. A notebook of an older major version
+/// (nbformat 3) is rewritten as 4.5 only with `upgrade`; without it, it is an error.
+pub fn format_file(path: &Path, check: bool, upgrade: bool) -> Result<FmtStatus, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,
@@ -67,6 +70,15 @@ pub fn format_file(path: &Path, check: bool) -> Result<FmtStatus, Error> {
         path: path.to_owned(),
         source,
     })?;
+    if let Some((major, minor)) = outcome.upgraded_from
+        && !upgrade
+    {
+        return Err(Error::Usage(format!(
+            "{}: notebook is nbformat {major}.{minor}; fmt does not change a notebook's major \
+             version unless asked (--upgrade rewrites it as 4.5)",
+            path.display()
+        )));
+    }
     let written = nbexec_format::write_to_vec(&outcome.notebook);
     if written == bytes {
         return Ok(FmtStatus::Unchanged);
@@ -77,5 +89,9 @@ pub fn format_file(path: &Path, check: bool) -> Result<FmtStatus, Error> {
             source,
         })?;
     }
-    Ok(FmtStatus::Changed)
+    Ok(if outcome.upgraded_from.is_some() {
+        FmtStatus::Upgraded
+    } else {
+        FmtStatus::Changed
+    })
 }

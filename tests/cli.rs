@@ -62,15 +62,16 @@ fn fmt_and_validate_refuse_broken_files_with_one_line_naming_the_file() {
             "{cmd}: {err}"
         );
     }
-    let v3 = dir.path().join("v3.ipynb");
+    // nbformat 3 is read by upgrading it (tests/upgrade.rs); older ones are refused.
+    let v2 = dir.path().join("v2.ipynb");
     std::fs::write(
-        &v3,
-        r#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}"#,
+        &v2,
+        r#"{"nbformat": 2, "nbformat_minor": 0, "metadata": {}, "worksheets": []}"#,
     )
     .unwrap();
-    let out = run(&["validate", v3.to_str().unwrap()]);
+    let out = run(&["validate", v2.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("nbformat 3"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nbformat 2"), "{}", stderr(&out));
 }
 
 #[test]

@@ -157,3 +157,18 @@ pub fn assert_pid_gone(pid: i32) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Runs `script` with the project's Python, `input` on its stdin; returns its stdout.
+pub fn python(script: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start Python");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().expect("wait for Python");
+    assert!(out.status.success(), "Python failed");
+    out.stdout
+}

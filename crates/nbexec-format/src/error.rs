@@ -53,6 +53,19 @@ pub enum Warning {
         /// How many cells got an id.
         count: usize,
     },
+    /// A 4.5+ notebook had cells whose id an earlier cell already had; they got fresh
+    /// ids, as Python nbformat gives them on read.
+    DuplicateIdsReplaced {
+        /// Each replaced id and its replacement, in cell order.
+        ids: Vec<(String, String)>,
+    },
+    /// An nbformat 3 notebook was upgraded to 4.5, as Python nbformat upgrades it.
+    Upgraded {
+        /// The notebook's major version.
+        major: u64,
+        /// The notebook's minor version.
+        minor: u64,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -68,6 +81,21 @@ impl fmt::Display for Warning {
                     "{count} cell(s) had no id; added fresh ids (nbformat 4.5 requires them)"
                 )
             }
+            Warning::DuplicateIdsReplaced { ids } => {
+                let list = ids
+                    .iter()
+                    .map(|(old, new)| format!("{old:?} -> {new:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                write!(
+                    f,
+                    "non-unique cell id(s) replaced by fresh ones (nbformat 4.5 requires unique ids): {list}"
+                )
+            }
+            Warning::Upgraded { major, minor } => write!(
+                f,
+                "notebook is nbformat {major}.{minor}; upgraded to 4.5 as Jupyter does"
+            ),
         }
     }
 }

@@ -17,6 +17,7 @@ mod model;
 mod pyjson;
 mod read;
 mod stream;
+mod upgrade;
 mod validate;
 mod write;
 

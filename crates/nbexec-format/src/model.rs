@@ -146,6 +146,26 @@ impl Notebook {
         added
     }
 
+    /// Gives each cell whose id an earlier cell already has a fresh id, as Python
+    /// nbformat does on read; returns each `(old, new)` pair in cell order.
+    pub fn replace_duplicate_ids(&mut self) -> Vec<(String, String)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut replaced = Vec::new();
+        for i in 0..self.cells.len() {
+            let Some(id) = self.cells[i].id().map(str::to_owned) else {
+                continue;
+            };
+            if seen.insert(id.clone()) {
+                continue;
+            }
+            let fresh = self.unique_id();
+            seen.insert(fresh.clone());
+            self.cells[i].set_id(Some(fresh.clone()));
+            replaced.push((id, fresh));
+        }
+        replaced
+    }
+
     /// What Python nbformat drops on read and write: `metadata.orig_nbformat`,
     /// `orig_nbformat_minor`, `signature`, and each cell's `metadata.trusted`.
     pub fn strip_transient(&mut self) {

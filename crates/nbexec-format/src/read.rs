@@ -3,6 +3,7 @@ use serde_json::{Map, Value};
 use crate::error::{FormatError, Warning};
 use crate::model::{Cell, Notebook};
 use crate::stream::{self, Cells, Document};
+use crate::upgrade;
 
 /// The newest minor version of nbformat 4 this crate knows.
 pub const NEWEST_MINOR: u64 = 5;
@@ -14,6 +15,9 @@ pub struct ReadOutcome {
     pub notebook: Notebook,
     /// What the user should hear about it, in the order found.
     pub warnings: Vec<Warning>,
+    /// `(major, minor)` of a notebook of an older major version that was upgraded to
+    /// 4.5 while reading (nbformat 3), as Python `nbformat.read(…, as_version=4)` does.
+    pub upgraded_from: Option<(u64, u64)>,
 }
 
 /// Reads a notebook from its JSON text. See [`read_str_with_warnings`].
@@ -27,8 +31,9 @@ pub fn read_str_with_warnings(text: &str) -> Result<ReadOutcome, FormatError> {
 }
 
 /// Reads a notebook from UTF-8 JSON bytes, as Python `nbformat.read(…, as_version=4)`
-/// does: multi-line strings are joined, and a 4.5+ notebook's cells get ids where
-/// they lack them. Nothing else changes. Like Python's `json.loads`, it takes `NaN`,
+/// does: multi-line strings are joined, a 4.5+ notebook's cells get ids where they
+/// lack them, and an nbformat 3
+/// notebook is upgraded to 4.5. Nothing else changes. Like Python's `json.loads`, it takes `NaN`,
 /// `Infinity` and `-Infinity`, and keeps them as numbers whose text is the literal.
 pub fn read_slice(bytes: &[u8]) -> Result<ReadOutcome, FormatError> {
     let error = match stream::parse(bytes) {
@@ -93,7 +98,7 @@ pub fn from_value(value: Value) -> Result<ReadOutcome, FormatError> {
 }
 
 /// Checks the version and the cells' shape, then does what Python's reader does.
-fn build(top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcome, FormatError> {
+fn build(mut top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcome, FormatError> {
     let major = match top.get("nbformat") {
         Some(v) => v.as_u64().ok_or_else(|| {
             FormatError::structure(
@@ -117,9 +122,19 @@ fn build(top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcome, F
         })?,
         None => 0,
     };
-    match major {
-        4 => {}
-        1..=3 => {
+    let mut warnings = Vec::new();
+    let mut upgraded_from = None;
+    let cells = match major {
+        4 => cells,
+        3 => {
+            // A v3 notebook has worksheets, not cells; Python ignores a stray `cells`.
+            let (new_top, new_cells) = upgrade::from_v3(top)?;
+            top = new_top;
+            upgraded_from = Some((major, minor));
+            warnings.push(Warning::Upgraded { major, minor });
+            Some(Cells::List(new_cells.into_iter().map(Ok).collect()))
+        }
+        1 | 2 => {
             return Err(FormatError::UnsupportedVersion(format!(
                 "nbformat {major} notebooks are not supported; convert it to version 4 first \
                  (jupyter nbconvert --to notebook --nbformat 4)"
@@ -130,9 +145,8 @@ fn build(top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcome, F
                 "nbformat {major}.{minor} is not supported (this version of nbexec reads 4.0 to 4.{NEWEST_MINOR})"
             )));
         }
-    }
-    let mut warnings = Vec::new();
-    if minor > NEWEST_MINOR {
+    };
+    if upgraded_from.is_none() && minor > NEWEST_MINOR {
         warnings.push(Warning::NewerMinor { minor });
     }
     let cells = match cells {
@@ -161,12 +175,17 @@ fn build(top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcome, F
     // Python nbformat drops these on every read; so do we, to write what it writes.
     notebook.strip_transient();
     if notebook.has_cell_ids() {
+        // An upgraded notebook's cells all get fresh ids, as Python's upgrade gives them.
         let added = notebook.add_missing_ids();
-        if added > 0 {
+        if added > 0 && upgraded_from.is_none() {
             warnings.push(Warning::MissingIdsAdded { count: added });
         }
     }
-    Ok(ReadOutcome { notebook, warnings })
+    Ok(ReadOutcome {
+        notebook,
+        warnings,
+        upgraded_from,
+    })
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {

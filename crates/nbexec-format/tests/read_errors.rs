@@ -67,12 +67,13 @@ fn an_object_without_nbformat_is_not_a_notebook() {
 }
 
 #[test]
-fn nbformat_3_is_refused_with_how_to_convert_it() {
-    let e = error_of(r#"{"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}}"#);
+fn nbformat_2_is_refused_with_how_to_convert_it() {
+    // nbformat 3 is upgraded on read (tests/upgrade.rs); older versions are refused.
+    let e = error_of(r#"{"nbformat": 2, "nbformat_minor": 0, "worksheets": [], "metadata": {}}"#);
     assert!(matches!(e, FormatError::UnsupportedVersion(_)));
     assert_eq!(
         e.to_string(),
-        "nbformat 3 notebooks are not supported; convert it to version 4 first \
+        "nbformat 2 notebooks are not supported; convert it to version 4 first \
          (jupyter nbconvert --to notebook --nbformat 4)"
     );
 }

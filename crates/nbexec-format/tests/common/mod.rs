@@ -51,3 +51,25 @@ sys.stdout.buffer.write((nbformat.writes(nb) + "\n").encode("utf-8"))
 "#;
     String::from_utf8(run_python(SCRIPT, text.as_bytes())).expect("Python wrote UTF-8")
 }
+
+/// The notebook text with each cell's id (the `"id"` key at cell depth, as the writer
+/// indents it) replaced by its cell's number: for comparing the writing of two
+/// notebooks whose ids were drawn at random.
+pub fn mask_cell_ids(text: &str) -> String {
+    let mut n = 0;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("   \"id\": \"") {
+            let comma = if line.trim_end().ends_with(',') {
+                ","
+            } else {
+                ""
+            };
+            out.push_str(&format!("   \"id\": \"cell-{n}\"{comma}\n"));
+            n += 1;
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
