@@ -32,7 +32,7 @@ pub fn read_str_with_warnings(text: &str) -> Result<ReadOutcome, FormatError> {
 
 /// Reads a notebook from UTF-8 JSON bytes, as Python `nbformat.read(…, as_version=4)`
 /// does: multi-line strings are joined, a 4.5+ notebook's cells get ids where they
-/// lack them, and an nbformat 3
+/// lack them and fresh ids where an earlier cell has the same one, and an nbformat 3
 /// notebook is upgraded to 4.5. Nothing else changes. Like Python's `json.loads`, it takes `NaN`,
 /// `Infinity` and `-Infinity`, and keeps them as numbers whose text is the literal.
 pub fn read_slice(bytes: &[u8]) -> Result<ReadOutcome, FormatError> {
@@ -179,6 +179,10 @@ fn build(mut top: Map<String, Value>, cells: Option<Cells>) -> Result<ReadOutcom
         let added = notebook.add_missing_ids();
         if added > 0 && upgraded_from.is_none() {
             warnings.push(Warning::MissingIdsAdded { count: added });
+        }
+        let replaced = notebook.replace_duplicate_ids();
+        if !replaced.is_empty() {
+            warnings.push(Warning::DuplicateIdsReplaced { ids: replaced });
         }
     }
     Ok(ReadOutcome {
