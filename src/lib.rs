@@ -13,6 +13,7 @@ mod batch;
 mod error;
 pub mod jobs;
 mod params;
+mod prepare;
 mod run;
 mod signals;
 

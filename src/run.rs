@@ -306,7 +306,12 @@ impl Run {
     pub fn prepare_only(&self) -> Result<Prepared, Error> {
         let (mut nb, output_path, warnings, recorded) = self.prepare()?;
         let options = self.run_options(output_path.clone(), &recorded);
-        nbexec_runner::prepare(&mut nb, &options);
+        let output = match &options.output {
+            OutputTarget::File(p) => Some(p.to_string_lossy().into_owned()),
+            OutputTarget::Stdout => Some("-".to_owned()),
+            OutputTarget::Discard => None,
+        };
+        crate::prepare::prepare_only(&mut nb, &options, output.as_deref());
         let bytes = nbexec_runner::notebook_bytes(
             &nb,
             options.strip_injected_on_save,

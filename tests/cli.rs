@@ -280,3 +280,74 @@ fn a_papermill_command_line_works_as_is() {
         "nothing on stdout without --log-output"
     );
 }
+
+#[test]
+fn prepare_only_writes_what_papermill_prepare_only_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nb = notebook(vec![
+        code("a = 1", &["parameters"]),
+        code("print(a)", &[]),
+        markdown("text"),
+        code("b = 2", &[]),
+    ]);
+    // Saved outputs and counts of an earlier run, and the marks papermill left on it.
+    nb["cells"][1]["execution_count"] = json!(7);
+    nb["cells"][1]["outputs"] =
+        json!([{"output_type": "stream", "name": "stdout", "text": "old output\n"}]);
+    nb["cells"][3]["execution_count"] = json!(8);
+    nb["cells"][3]["metadata"]["papermill"] = json!({"status": "completed", "duration": 0.5});
+    let input = write_nb(dir.path(), "in.ipynb", &nb);
+    let ours_path = dir.path().join("ours.ipynb");
+    let theirs_path = dir.path().join("theirs.ipynb");
+    let (i, o, t) = (
+        input.to_str().unwrap(),
+        ours_path.to_str().unwrap(),
+        theirs_path.to_str().unwrap(),
+    );
+
+    let out = run(&["run", i, o, "--prepare-only", "-p", "a", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = papermill(&[i, t, "--prepare-only", "-p", "a", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut ours = read_nb(&ours_path);
+    let mut theirs = read_nb(&theirs_path);
+
+    // Outputs and counts are kept; nothing is marked pending.
+    assert_eq!(
+        stream_text(cell_with(&ours, "print(a)"), "stdout"),
+        "old output\n"
+    );
+    assert_eq!(cell_with(&ours, "print(a)")["execution_count"], json!(7));
+
+    // Cell by cell the same, but for the injected cell's random id and the empty
+    // `tags` papermill adds to untagged cells (nbexec adds none, run or not).
+    let cells = |nb: &mut Value| -> Vec<Value> {
+        let mut cells = nb["cells"].as_array().unwrap().clone();
+        for cell in &mut cells {
+            let md = cell["metadata"].as_object_mut().unwrap();
+            if md.get("tags") == Some(&json!([])) {
+                md.remove("tags");
+            }
+            if source(cell).starts_with("# Parameters") {
+                cell.as_object_mut().unwrap().remove("id");
+            }
+        }
+        cells
+    };
+    assert_eq!(cells(&mut ours), cells(&mut theirs));
+
+    // metadata.papermill: the same paths and parameters, and no times (nothing ran).
+    let (ours_pm, theirs_pm) = (
+        &ours["metadata"]["papermill"],
+        &theirs["metadata"]["papermill"],
+    );
+    assert_eq!(ours_pm["input_path"], theirs_pm["input_path"]);
+    assert_eq!(ours_pm["output_path"], json!(o));
+    assert_eq!(theirs_pm["output_path"], json!(t));
+    assert_eq!(ours_pm["parameters"], json!({"a": 2}));
+    assert_eq!(ours_pm["parameters"], theirs_pm["parameters"]);
+    for key in ["start_time", "end_time", "duration", "exception"] {
+        assert!(ours_pm.get(key).is_none(), "{key}: {ours_pm}");
+        assert!(theirs_pm.get(key).is_none(), "{key}: {theirs_pm}");
+    }
+}

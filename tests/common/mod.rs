@@ -172,3 +172,12 @@ pub fn python(script: &str, input: &[u8]) -> Vec<u8> {
     assert!(out.status.success(), "Python failed");
     out.stdout
 }
+
+/// Runs the project's papermill (the oracle) with `args`.
+pub fn papermill(args: &[&str]) -> Output {
+    Command::new(venv().join("bin/papermill"))
+        .args(args)
+        .env("VIRTUAL_ENV", venv())
+        .output()
+        .expect("papermill runs")
+}
