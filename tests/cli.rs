@@ -142,9 +142,92 @@ fn inspect_shows_the_parameters_as_papermill_does_and_as_json() {
         "plain.ipynb",
         &notebook(vec![code("x = 1", &[])]),
     );
+    // No parameters cell: no parameters (tests/cli.rs `inspect_without_parameters_*`).
     let out = run(&["inspect", plain.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no cell tagged 'parameters'"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("No cell tagged 'parameters'"));
+}
+
+/// papermill's `inspect_notebook` of the notebook at `path`, as JSON.
+fn papermill_inspect(path: &std::path::Path) -> Value {
+    let script = r#"
+import json, sys, logging
+logging.disable(logging.CRITICAL)
+import papermill
+print(json.dumps(papermill.inspect_notebook(sys.stdin.readline().strip())))
+"#;
+    serde_json::from_slice(&python(script, format!("{}\n", path.display()).as_bytes())).unwrap()
+}
+
+#[test]
+fn inspect_without_a_parameters_cell_finds_none_as_papermill_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write_nb(
+        dir.path(),
+        "plain.ipynb",
+        &notebook(vec![code("x = 1", &[]), markdown("# no parameters")]),
+    );
+    let p = plain.to_str().unwrap();
+    assert_eq!(papermill_inspect(&plain), json!({}));
+
+    let out = run(&["inspect", "--json", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!([])
+    );
+    assert_eq!(stderr(&out), "");
+
+    // The human form is papermill's --help-notebook text.
+    let expected =
+        format!("Parameters inferred for notebook '{p}':\n\n  No cell tagged 'parameters'\n");
+    let out = run(&["inspect", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), expected);
+    let theirs = papermill(&[p, "--help-notebook"]);
+    assert!(
+        stdout(&theirs).ends_with(&format!("\n{expected}")),
+        "{}",
+        stdout(&theirs)
+    );
+    // papermill's own spelling exits as papermill does.
+    let out = run(&["run", p, "--help-notebook"]);
+    assert_eq!(out.status.code(), theirs.status.code());
+    assert_eq!(stdout(&out), expected);
+}
+
+#[test]
+fn inspect_of_a_language_without_an_inspector_warns_and_finds_none_as_papermill_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nb = notebook(vec![code("a <- 1", &["parameters"])]);
+    nb["metadata"]["kernelspec"] = json!({"name": "ir", "display_name": "R", "language": "R"});
+    nb["metadata"]["language_info"] = json!({"name": "R"});
+    let path = write_nb(dir.path(), "r.ipynb", &nb);
+    let p = path.to_str().unwrap();
+    assert_eq!(papermill_inspect(&path), json!({}));
+
+    let out = run(&["inspect", "--json", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!([])
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("warning: ") && err.contains("not supported") && err.contains("\"R\""),
+        "{err}"
+    );
+
+    let out = run(&["inspect", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Can't infer anything about this notebook's parameters."),
+        "{}",
+        stdout(&out)
+    );
+    let theirs = papermill(&[p, "--help-notebook"]);
+    assert_eq!(theirs.status.code(), Some(0));
+    assert!(stdout(&theirs).contains("Can't infer anything about this notebook's parameters."));
 }
 
 #[test]

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{EXIT_FAILED, EXIT_OK, error_line};
+use super::{EXIT_FAILED, EXIT_OK, error_line, warning_line};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -26,15 +26,21 @@ pub fn main(args: InspectArgs) -> i32 {
         args.kernel.as_deref(),
         args.language.as_deref(),
         args.json,
+        EXIT_OK,
     )
 }
 
 /// Prints the parameters `notebook` takes; also `nbexec run --help-notebook`.
+///
+/// As papermill: a notebook without a `parameters` cell takes none (`inspect` exits
+/// 0; papermill's `--help-notebook` exits `no_cell_exit`, 1), and a language nbexec
+/// cannot inspect gives a warning and no parameters.
 pub fn show(
     notebook: &std::path::Path,
     kernel: Option<&str>,
     language: Option<&str>,
     json: bool,
+    no_cell_exit: i32,
 ) -> i32 {
     let args = InspectArgs {
         notebook: notebook.to_owned(),
@@ -49,18 +55,24 @@ pub fn show(
             return e.exit_code();
         }
     };
-    let inspection = match nbexec_params::inspect_notebook(
+    let parameters = match nbexec_params::inspect_notebook(
         &nb,
         args.kernel.as_deref(),
         args.language.as_deref(),
     ) {
-        Ok(Some(i)) => i,
+        Ok(Some(i)) => i.parameters,
         Ok(None) => {
-            error_line(format!(
-                "{}: no cell tagged 'parameters'",
-                args.notebook.display()
-            ));
-            return EXIT_FAILED;
+            if args.json {
+                println!("[]");
+                return EXIT_OK;
+            }
+            print_header(&args.notebook);
+            println!("\n  No cell tagged 'parameters'");
+            return no_cell_exit;
+        }
+        Err(e @ nbexec_params::ParamError::InspectionUnsupported { .. }) => {
+            warning_line(format!("{}: {e}", args.notebook.display()));
+            Vec::new()
         }
         Err(e) => {
             error_line(format!("{}: {e}", args.notebook.display()));
@@ -68,8 +80,7 @@ pub fn show(
         }
     };
     if args.json {
-        let list: Vec<serde_json::Value> =
-            inspection.parameters.iter().map(|p| p.to_json()).collect();
+        let list: Vec<serde_json::Value> = parameters.iter().map(|p| p.to_json()).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_default()
@@ -77,14 +88,14 @@ pub fn show(
         return EXIT_OK;
     }
     // papermill's --help-notebook layout.
-    println!(
-        "Parameters inferred for notebook '{}':",
-        args.notebook.display()
-    );
-    if inspection.parameters.is_empty() {
-        println!("\n  No parameters assigned in the cell tagged 'parameters'");
+    print_header(&args.notebook);
+    if parameters.is_empty() {
+        println!(
+            "\n  Can't infer anything about this notebook's parameters. \
+             It may not have any parameter defined."
+        );
     }
-    for p in &inspection.parameters {
+    for p in &parameters {
         let type_repr = match p.papermill_type_name() {
             "None" => "Unknown type",
             t => t,
@@ -102,4 +113,8 @@ pub fn show(
         }
     }
     EXIT_OK
+}
+
+fn print_header(notebook: &std::path::Path) {
+    println!("Parameters inferred for notebook '{}':", notebook.display());
 }

@@ -225,6 +225,8 @@ pub fn main(args: RunArgs) -> i32 {
             args.kernel.as_deref(),
             args.language.as_deref(),
             false,
+            // papermill's --help-notebook exits 1 when there is no parameters cell.
+            super::EXIT_FAILED,
         );
     }
     if let Some(engine) = args.engine.as_deref().filter(|e| *e != "nbclient") {
