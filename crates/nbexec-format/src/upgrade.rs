@@ -25,12 +25,13 @@ const MIME_ALIASES: [(&str, &str); 8] = [
     ("javascript", "application/javascript"),
 ];
 
+/// A JSON object.
+type Object = Map<String, Value>;
+
 /// Turns the top level of a v3 notebook (everything but a `cells` key, which v3 does
 /// not have) into the top level and the cells of a v4.5 one. Cells get no ids here:
 /// the caller gives every cell a fresh one.
-pub(crate) fn from_v3(
-    mut top: Map<String, Value>,
-) -> Result<(Map<String, Value>, Vec<Map<String, Value>>), FormatError> {
+pub(crate) fn from_v3(mut top: Object) -> Result<(Object, Vec<Object>), FormatError> {
     let worksheets = match top.shift_remove("worksheets") {
         Some(Value::Array(worksheets)) => worksheets,
         Some(other) => {
