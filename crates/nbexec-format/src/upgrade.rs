@@ -25,6 +25,9 @@ const MIME_ALIASES: [(&str, &str); 8] = [
     ("javascript", "application/javascript"),
 ];
 
+/// The deepest heading level read (Markdown has 6; old tools wrote a few more).
+const MAX_HEADING_LEVEL: i64 = 100;
+
 /// A JSON object.
 type Object = Map<String, Value>;
 
@@ -192,6 +195,16 @@ fn upgrade_cell(
                         ));
                     }
                 };
+                // Python repeats `#` `level` times, however many; past any real
+                // heading that is only a way to exhaust memory.
+                if level > MAX_HEADING_LEVEL {
+                    return Err(FormatError::structure(
+                        format!("{place}.level"),
+                        format!(
+                            "heading level {level} is out of range (at most {MAX_HEADING_LEVEL})"
+                        ),
+                    ));
+                }
                 let hashes = "#".repeat(usize::try_from(level).unwrap_or(0));
                 cell.insert("source".into(), Value::from(format!("{hashes} {text}")));
                 cell.insert("cell_type".into(), Value::from("markdown"));

@@ -143,3 +143,49 @@ fn v1_and_v2_notebooks_are_still_refused_with_advice() {
         assert!(err.to_string().contains("nbformat 4"), "{err}");
     }
 }
+
+#[test]
+fn hostile_v3_notebooks_are_refused_in_one_line_not_a_panic() {
+    let nb = |cell: &str| {
+        format!(
+            r#"{{"metadata": {{}}, "nbformat": 3, "nbformat_minor": 0,
+                "worksheets": [{{"cells": [{cell}]}}]}}"#
+        )
+    };
+    let cases = [
+        (
+            nb(r#"{"cell_type": "heading", "level": 1000000000000, "source": "x"}"#),
+            "heading level 1000000000000 is out of range",
+        ),
+        (
+            nb(r#"{"cell_type": "heading", "level": "2", "source": "x"}"#),
+            "level: expected an integer",
+        ),
+        (
+            nb(r#"{"cell_type": "heading", "source": [1, 2]}"#),
+            "source: expected a string",
+        ),
+        (
+            nb(r#"{"cell_type": "code", "input": ""}"#),
+            "no 'outputs' key",
+        ),
+        (nb("5"), "worksheets[0].cells[0]: expected an object"),
+        (
+            nb(r#"{"cell_type": "code", "outputs": [{"output_type": "pyout", "json": "{"}]}"#),
+            "outputs[0].json: not valid JSON",
+        ),
+        (
+            nb(r#"{"cell_type": "code", "outputs": [{"output_type": "pyout", "json": 5}]}"#),
+            "expected a string of JSON",
+        ),
+        (
+            r#"{"metadata": [], "nbformat": 3, "worksheets": []}"#.to_owned(),
+            "metadata: expected an object",
+        ),
+    ];
+    for (text, message) in cases {
+        let err = nbexec_format::read_str(&text).unwrap_err().to_string();
+        assert!(err.contains(message), "{text}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
