@@ -94,7 +94,11 @@ fn an_upgraded_notebook_validates_as_python_says() {
         nbexec_format::read_str(&fs::read_to_string(v3_dir().join(name)).unwrap()).unwrap()
     };
     // Python: valid.
-    for name in ["test3.ipynb", "test3-no-min-version.ipynb"] {
+    for name in [
+        "test3.ipynb",
+        "test3-no-min-version.ipynb",
+        "test2-as-v3.ipynb",
+    ] {
         let issues = nbexec_format::validate(&read(name));
         assert!(issues.is_empty(), "{name}: {issues:?}");
     }
