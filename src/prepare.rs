@@ -18,12 +18,11 @@ pub(crate) fn prepare_only(nb: &mut Notebook, opts: &RunOptions, output: Option<
     metadata::remove_error_markers(nb);
     for cell in nb.cells_mut() {
         // The injected cell is new: papermill adds it after marking the file's cells.
-        if cell.has_tag(INJECTED_TAG) {
-            continue;
-        }
-        let md = cell.metadata_mut();
-        if !md.contains_key("papermill") {
-            md.insert("papermill".into(), Value::Object(Map::new()));
+        if !cell.has_tag(INJECTED_TAG) {
+            let md = cell.metadata_mut();
+            if !md.contains_key("papermill") {
+                md.insert("papermill".into(), Value::Object(Map::new()));
+            }
         }
         if opts.report_mode && cell.is_code() {
             let md = cell.metadata_mut();

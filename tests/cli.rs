@@ -388,12 +388,22 @@ fn prepare_only_writes_what_papermill_prepare_only_writes() {
         theirs_path.to_str().unwrap(),
     );
 
-    let out = run(&["run", i, o, "--prepare-only", "-p", "a", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = papermill(&[i, t, "--prepare-only", "-p", "a", "2"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut ours = read_nb(&ours_path);
-    let mut theirs = read_nb(&theirs_path);
+    for extra in [&[][..], &["--report-mode"][..]] {
+        let args = [&["--prepare-only", "-p", "a", "2"][..], extra].concat();
+        let out = run(&[&["run", i, o][..], &args].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = papermill(&[&[i, t][..], &args].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        compare_prepared(&ours_path, &theirs_path);
+    }
+}
+
+/// `nbexec run --prepare-only` (at `ours`) against papermill's (at `theirs`).
+fn compare_prepared(ours_path: &std::path::Path, theirs_path: &std::path::Path) {
+    let o = ours_path.to_str().unwrap();
+    let t = theirs_path.to_str().unwrap();
+    let mut ours = read_nb(ours_path);
+    let mut theirs = read_nb(theirs_path);
 
     // Outputs and counts are kept; nothing is marked pending.
     assert_eq!(
