@@ -23,8 +23,40 @@ pub use nbexec_runner::{CancelReason, CellError, CellStatus, Outcome, RunEvent, 
 pub use params::ParamSources;
 pub use run::{JobSpec, Output, Prepared, Run};
 
-/// Reads a notebook file (`-`: standard input); errors name the file.
+/// Reads a notebook file (`-`: standard input); errors name the file. A notebook the
+/// nbformat v4 schema rejects is still returned, after a warning on stderr naming its
+/// first problem (as papermill's "Notebook JSON is invalid").
 pub fn read_notebook(path: &Path) -> Result<Notebook, Error> {
+    let nb = read_notebook_unchecked(path)?;
+    nbexec_runner::trace("notebook parsed");
+    if let Some(warning) = invalid_warning(path, &nb) {
+        eprintln!("warning: {warning}");
+    }
+    nbexec_runner::trace("notebook validated");
+    Ok(nb)
+}
+
+/// The warning an invalid notebook gets on read, `None` if it is valid.
+fn invalid_warning(path: &Path, nb: &Notebook) -> Option<String> {
+    let issues = nbexec_format::validate(nb);
+    let first = issues.first()?;
+    let name = if path.as_os_str() == "-" {
+        "standard input".into()
+    } else {
+        path.display().to_string()
+    };
+    let mut text = format!("{name}: notebook JSON is invalid: {first}");
+    if issues.len() > 1 {
+        text.push_str(&format!(
+            " (and {} more: `nbexec validate` lists them)",
+            issues.len() - 1
+        ));
+    }
+    Some(text)
+}
+
+/// [`read_notebook`] without the schema check, for a caller that validates itself.
+pub fn read_notebook_unchecked(path: &Path) -> Result<Notebook, Error> {
     let bytes = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map_err(|source| {

@@ -328,12 +328,21 @@ fn has_error(cell: &Value, ename: &str) -> bool {
         .any(|o| o["output_type"] == "error" && o["ename"] == ename)
 }
 
-/// The first line of stderr, asserting it is the one-line `error: ` summary.
+/// The one-line `error: ` summary on stderr: its first line, or, when a cell raised,
+/// the line right after that cell's traceback.
 fn error_line(out: &std::process::Output) -> String {
     let err = stderr(out);
-    let first = err.lines().next().unwrap_or("").to_owned();
-    assert!(first.starts_with("error: "), "stderr: {err}");
-    first
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    let line = lines[at].to_owned();
+    assert!(
+        at == 0 || line.contains(" raised "),
+        "only a raised cell's traceback comes before the error line: {err}"
+    );
+    line
 }
 
 /// What a directly spawned nbexec did, and how much memory it used.

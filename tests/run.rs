@@ -125,8 +125,11 @@ fn a_failing_cell_stops_the_run_with_banners_and_exit_1() {
     let out = run(&["run", input.to_str().unwrap(), output.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
+    // The cell's traceback comes first (tests/first_hour.rs), then exactly one
+    // `error: ` line, naming the exception.
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert!(
-        err.lines().next().unwrap().starts_with("error: ") && err.contains("ValueError"),
+        errors.len() == 1 && errors[0].contains("ValueError"),
         "{err}"
     );
     let nb = read_nb(&output);

@@ -20,6 +20,7 @@ pub const EXIT_USAGE: i32 = 2;
 #[command(
     name = "nbexec",
     version,
+    propagate_version = true,
     about = "Run Jupyter notebooks headlessly on a real kernel, with parameters",
     long_about = "Run Jupyter notebooks headlessly on a real kernel, with parameters injected, \
                   and write back the executed notebook. A drop-in for `papermill`."
@@ -63,8 +64,11 @@ pub fn warning_line(message: impl std::fmt::Display) {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(mut e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+                suggest_run(&mut e, std::env::args_os().skip(1));
+            }
             let _ = e.print();
             return code;
         }
@@ -76,5 +80,93 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::main(args),
         Command::Kernels(args) => kernels::main(args),
         Command::Jobs(args) => jobs::main(args),
+    }
+}
+
+/// `nbexec in.ipynb out.ipynb` is papermill's spelling: there is no implicit
+/// subcommand, but the error shows the command that runs it.
+fn suggest_run(error: &mut clap::Error, args: impl Iterator<Item = std::ffi::OsString>) {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    let Some(first) = args.first() else {
+        return;
+    };
+    let looks_like_notebook =
+        first == "-" || first.ends_with(".ipynb") || std::path::Path::new(first).is_file();
+    if !looks_like_notebook {
+        return;
+    }
+    let command: Vec<String> = std::iter::once("nbexec run".to_owned())
+        .chain(args.iter().map(|a| shell_word(a)))
+        .collect();
+    error.insert(
+        clap::error::ContextKind::Suggested,
+        clap::error::ContextValue::StyledStrs(vec![
+            format!("to run a notebook, use '{}'", command.join(" ")).into(),
+        ]),
+    );
+}
+
+/// `word` as a shell would need it typed.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./=:,+@%{}".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!(
+            "\"{}\"",
+            word.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
+                .replace('`', "\\`")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` lists every option each subcommand accepts, each with a description,
+    /// and so does every positional argument (`jobs`' own are described there).
+    #[test]
+    fn every_accepted_argument_is_listed_and_described() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands() {
+            let help = sub.clone().render_long_help().to_string();
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(!arg.is_hide_set(), "{} {id} is hidden", sub.get_name());
+                if let Some(long) = arg.get_long() {
+                    assert!(
+                        help.contains(&format!("--{long}")),
+                        "{} --{long} not in --help",
+                        sub.get_name()
+                    );
+                }
+                if sub.get_name() != "jobs" {
+                    assert!(
+                        arg.get_help().is_some(),
+                        "{} {id} has no description",
+                        sub.get_name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(super::shell_word("in.ipynb"), "in.ipynb");
+        assert_eq!(super::shell_word("out/{name}.ipynb"), "out/{name}.ipynb");
+        assert_eq!(super::shell_word("a b"), "\"a b\"");
+        assert_eq!(super::shell_word("$x\"`"), "\"\\$x\\\"\\`\"");
+        assert_eq!(super::shell_word(""), "\"\"");
     }
 }

@@ -1,5 +1,6 @@
 //! `nbexec run`: papermill's command line, plus ArcGIS `executeNotebook` options.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -7,16 +8,21 @@ use clap::Args;
 use super::{EXIT_USAGE, error_line, warning_line};
 use crate::cli::progress;
 
+/// The heading papermill's own spellings are listed under in `nbexec run --help`.
+const COMPAT: &str = "papermill compatibility";
+
 #[derive(Args, Debug)]
 #[command(
     after_help = "Parameters are merged in this order, later wins: -b, -f, -y, -j, -p, -r.\n\
 Exit codes: 0 success, 1 a cell failed, 2 usage or input error, 124 timeout,\n\
-130 cancelled (SIGINT or `nbexec jobs cancel`), 138 kernel died, 143 SIGTERM."
+130 cancelled (SIGINT or `nbexec jobs cancel`), 138 kernel died, 143 SIGTERM.\n\
+The underscore spellings of papermill's options (--parameters_raw, --log_output,\n\
+--prepare_only, …) are accepted as well."
 )]
 pub struct RunArgs {
-    /// The notebook to run
+    /// The notebook to run (`-`: standard input; omitted: standard input when it is piped)
     #[arg(value_name = "INPUT")]
-    input: PathBuf,
+    input: Option<PathBuf>,
     /// Where to write the executed notebook (`-` for stdout); `{name}` is filled from parameters
     #[arg(value_name = "OUTPUT")]
     output: Option<String>,
@@ -37,7 +43,7 @@ pub struct RunArgs {
     #[arg(short = 'b', long = "parameters-base64", alias = "parameters_base64", value_name = "B64", action = clap::ArgAction::Append)]
     parameters_base64: Vec<String>,
     /// Parameters as a JSON object (ArcGIS `notebookParameters`): exact JSON types, order kept
-    #[arg(short = 'j', long = "parameters-json", alias = "notebook-parameters", value_name = "JSON", action = clap::ArgAction::Append)]
+    #[arg(short = 'j', long = "parameters-json", visible_alias = "notebook-parameters", value_name = "JSON", action = clap::ArgAction::Append)]
     parameters_json: Vec<String>,
     /// Declare a parameter's type (`NAME=date`), e.g. to read an epoch-ms integer as a date
     #[arg(long = "param-type", value_name = "NAME=TYPE", action = clap::ArgAction::Append)]
@@ -78,8 +84,8 @@ pub struct RunArgs {
         overrides_with = "prepare_execute"
     )]
     prepare_only: bool,
-    /// Run the notebook (the default; papermill compatibility)
-    #[arg(long = "prepare-execute", hide = true)]
+    /// Run the notebook (the default)
+    #[arg(long = "prepare-execute", help_heading = COMPAT)]
     prepare_execute: bool,
     /// Hide code inputs in the output notebook
     #[arg(
@@ -88,8 +94,8 @@ pub struct RunArgs {
         overrides_with = "no_report_mode"
     )]
     report_mode: bool,
-    /// Show code inputs (the default; papermill compatibility)
-    #[arg(long = "no-report-mode", hide = true)]
+    /// Show code inputs (the default)
+    #[arg(long = "no-report-mode", help_heading = COMPAT)]
     no_report_mode: bool,
     /// Print the parameters INPUT takes and exit (as `nbexec inspect`; papermill --help-notebook)
     #[arg(long = "help-notebook")]
@@ -100,11 +106,17 @@ pub struct RunArgs {
     /// Also write the cells' stderr to FILE (papermill --stderr-file)
     #[arg(long = "stderr-file", value_name = "FILE")]
     stderr_file: Option<PathBuf>,
-    /// papermill compatibility: only `nbclient` (nbexec's own engine stands in for it)
-    #[arg(long, value_name = "NAME", hide = true)]
+    /// Only `nbclient` is accepted: nbexec's own engine stands in for it
+    #[arg(long, value_name = "NAME", help_heading = COMPAT)]
     engine: Option<String>,
-    /// papermill compatibility: accepted and ignored (errors always print one line)
-    #[arg(long = "log-level", value_name = "LEVEL", hide = true)]
+    /// Checked and otherwise ignored: errors always print one line
+    #[arg(
+        long = "log-level",
+        value_name = "LEVEL",
+        help_heading = COMPAT,
+        ignore_case = true,
+        value_parser = ["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    )]
     _log_level: Option<String>,
     /// Run the cells even after one raises; the run succeeds
     #[arg(long = "allow-errors", alias = "allow_errors")]
@@ -134,8 +146,8 @@ pub struct RunArgs {
         overrides_with = "no_log_output"
     )]
     log_output: bool,
-    /// Do not print the cells' output (the default; papermill compatibility)
-    #[arg(long = "no-log-output", hide = true)]
+    /// Do not print the cells' output (the default)
+    #[arg(long = "no-log-output", help_heading = COMPAT)]
     no_log_output: bool,
     /// Show a progress bar (default when stderr is a terminal)
     #[arg(long = "progress-bar", overrides_with = "no_progress_bar")]
@@ -187,28 +199,28 @@ pub struct RunArgs {
     /// Where the job registry lives (default: $NBEXEC_STATE_DIR, $XDG_STATE_HOME/nbexec, ~/.local/state/nbexec)
     #[arg(long = "state-dir", value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Run as this already-recorded job (used by --detach)
-    #[arg(long = "job-id", hide = true, value_name = "ID")]
+    /// Run as the already-recorded job ID (what --detach starts in the background)
+    #[arg(long = "job-id", value_name = "ID")]
     job_id: Option<String>,
-    /// papermill compatibility: accepted and ignored (nbexec never rewrites per cell)
+    /// Accepted and ignored: nbexec never rewrites per cell (see --autosave-seconds)
     #[arg(
         long = "request-save-on-cell-execute",
         alias = "request_save_on_cell_execute",
-        hide = true
+        help_heading = COMPAT
     )]
     _request_save: bool,
-    /// papermill compatibility: accepted and ignored
+    /// Accepted and ignored
     #[arg(
         long = "no-request-save-on-cell-execute",
         alias = "no_request_save_on_cell_execute",
-        hide = true
+        help_heading = COMPAT
     )]
     _no_request_save: bool,
-    /// papermill compatibility: accepted and ignored (see --autosave-seconds)
+    /// Accepted and ignored (see --autosave-seconds)
     #[arg(
         long = "autosave-cell-every",
         alias = "autosave_cell_every",
-        hide = true,
+        help_heading = COMPAT,
         value_name = "N"
     )]
     _autosave_cell_every: Option<u64>,
@@ -218,10 +230,34 @@ fn secs(s: f64) -> Option<std::time::Duration> {
     (s.is_finite() && s > 0.0).then(|| std::time::Duration::from_secs_f64(s))
 }
 
-pub fn main(args: RunArgs) -> i32 {
+/// As papermill: with no INPUT, the notebook is read from standard input when that is
+/// a pipe or a redirected file (never from a terminal, nor from /dev/null).
+fn stdin_is_piped() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .map(|m| m.file_type().is_fifo() || m.file_type().is_file())
+        .unwrap_or(false)
+}
+
+pub fn main(mut args: RunArgs) -> i32 {
+    if args.input.is_none() {
+        if !stdin_is_piped() {
+            error_line(
+                "no INPUT given: name the notebook to run, or pipe it in (`nbexec run - OUT < in.ipynb`)",
+            );
+            return EXIT_USAGE;
+        }
+        args.input = Some(PathBuf::from("-"));
+    }
+    let input = args.input.clone().unwrap_or_default();
     if args.help_notebook {
         return super::inspect::show(
-            &args.input,
+            &input,
             args.kernel.as_deref(),
             args.language.as_deref(),
             false,
@@ -235,7 +271,7 @@ pub fn main(args: RunArgs) -> i32 {
         ));
         return EXIT_USAGE;
     }
-    let mut builder = nbexec::Run::new(&args.input);
+    let mut builder = nbexec::Run::new(&input);
     let output = match (&args.output, args.in_place) {
         (Some(_), true) => {
             error_line("give either OUTPUT or --in-place, not both");
@@ -253,6 +289,11 @@ pub fn main(args: RunArgs) -> i32 {
             );
             return EXIT_USAGE;
         }
+    };
+    let stdout_is_notebook = matches!(output, nbexec::Output::Stdout);
+    let shown_output = match &output {
+        nbexec::Output::Stdout => Some("standard output".to_owned()),
+        _ => None,
     };
     builder = builder
         .output(output)
@@ -306,6 +347,11 @@ pub fn main(args: RunArgs) -> i32 {
         .clone()
         .unwrap_or_else(nbexec::jobs::default_state_dir);
     if args.detach && !args.prepare_only {
+        if input.as_os_str() == "-" {
+            // The background run has no standard input to read.
+            error_line("--detach needs the notebook as a file, not on standard input");
+            return EXIT_USAGE;
+        }
         return detach(&args, &state_dir);
     }
     let job = nbexec::JobSpec {
@@ -313,6 +359,7 @@ pub fn main(args: RunArgs) -> i32 {
         exists: args.job_id.is_some(),
         id: args.job_id.clone().unwrap_or_else(nbexec::jobs::new_job_id),
     };
+    let job_id = Some(job.id.clone());
     builder = builder.job(Some(job)).cancel_on_signals(true);
 
     if let Some(batch) = &args.batch {
@@ -332,12 +379,11 @@ pub fn main(args: RunArgs) -> i32 {
         };
     }
 
-    let show_bar = !args.no_progress_bar
-        && (args.progress_bar || progress::stderr_is_terminal())
-        && !args.log_output;
+    // `--log-output` keeps the progress: a bar steps aside for the cells' text.
     let mut console = match progress::Console::new(
-        show_bar,
+        progress::Progress::choose(args.progress_bar, args.no_progress_bar),
         args.log_output,
+        stdout_is_notebook,
         args.stdout_file.as_deref(),
         args.stderr_file.as_deref(),
     ) {
@@ -347,14 +393,29 @@ pub fn main(args: RunArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
+    let started = std::time::Instant::now();
     let result = builder.run_blocking_with(&mut |event| console.event(event), |w| warning_line(w));
     console.finish();
     match result {
         Ok(done) => {
             let code = done.outcome.exit_code();
+            if let nbexec::Outcome::CellFailed(failure) = &done.outcome {
+                print_traceback(failure);
+            }
             if code != 0 {
                 error_line(done.outcome.summary());
             }
+            let written =
+                shown_output.or_else(|| done.saved_to.as_ref().map(|p| p.display().to_string()));
+            eprintln!(
+                "{}",
+                summary_line(
+                    done.outcome.status_word(),
+                    started.elapsed(),
+                    written.as_deref(),
+                    job_id.as_deref()
+                )
+            );
             code
         }
         Err(e) => {
@@ -364,10 +425,47 @@ pub fn main(args: RunArgs) -> i32 {
     }
 }
 
+/// The failing cell's traceback as the kernel sent it: coloured on a terminal, plain
+/// text in a log.
+fn print_traceback(failure: &nbexec::CellError) {
+    if failure.traceback.is_empty() {
+        return;
+    }
+    let text = failure.traceback.join("\n");
+    let text = if progress::stderr_is_terminal() {
+        text
+    } else {
+        progress::strip_ansi(&text)
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", text.trim_end_matches('\n'));
+}
+
+/// One line at the end of every run that got to its kernel, as papermill names the
+/// input and output notebooks: how it ended, how long it took, where the executed
+/// notebook is, and the job to look it up by.
+fn summary_line(
+    status: &str,
+    took: std::time::Duration,
+    written: Option<&str>,
+    job: Option<&str>,
+) -> String {
+    let mut line = format!("nbexec: {status} in {:.2} s", took.as_secs_f64());
+    match written {
+        Some(path) => line.push_str(&format!("; executed notebook written to {path}")),
+        None => line.push_str("; executed notebook not written"),
+    }
+    if let Some(job) = job {
+        line.push_str(&format!("; job {job}"));
+    }
+    line
+}
+
 /// Starts this same command in the background as a recorded job, and prints the
 /// executeNotebook response at once.
 fn detach(args: &RunArgs, state_dir: &std::path::Path) -> i32 {
-    match nbexec::jobs::spawn_detached(state_dir, &args.input, args.output.as_deref()) {
+    let input = args.input.clone().unwrap_or_default();
+    match nbexec::jobs::spawn_detached(state_dir, &input, args.output.as_deref()) {
         Ok(response) => {
             println!("{response}");
             0

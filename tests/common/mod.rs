@@ -181,3 +181,63 @@ pub fn papermill(args: &[&str]) -> Output {
         .output()
         .expect("papermill runs")
 }
+
+/// What `nbexec` did with its stderr on a pseudo-terminal.
+pub struct OnTerminal {
+    pub code: Option<i32>,
+    /// Its stdout (a pipe).
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to the terminal (its stderr), `\r\n` as the terminal sent it.
+    pub terminal: String,
+}
+
+/// Runs `nbexec args` with stderr on a pseudo-terminal (stdout a pipe, stdin empty),
+/// through Python's `pty` module from the project's environment.
+pub fn run_on_terminal(args: &[&str]) -> OnTerminal {
+    const DRIVER: &str = r#"
+import os, pty, subprocess, sys
+out_path = sys.argv[1]
+master, slave = pty.openpty()
+with open(out_path, "wb") as out:
+    child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=out, stderr=slave)
+os.close(slave)
+seen = bytearray()
+while True:
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:  # EIO: the child closed its side
+        break
+    if not chunk:
+        break
+    seen += chunk
+code = child.wait(timeout=120)
+sys.stdout.buffer.write(bytes(seen))
+sys.exit(code if code >= 0 else 128 - code)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("stdout");
+    let cmd = nbexec();
+    let mut driver = Command::new(venv().join("bin/python"));
+    driver
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(&out_path)
+        .arg(cmd.get_program())
+        .args(args)
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("JUPYTER_PATH");
+    let done = driver.output().expect("python runs the pty driver");
+    assert!(
+        done.stderr.is_empty(),
+        "pty driver: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    OnTerminal {
+        code: done.status.code(),
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        terminal: String::from_utf8_lossy(&done.stdout).into_owned(),
+    }
+}
