@@ -14,7 +14,7 @@ mod error;
 pub mod jobs;
 mod params;
 mod run;
-mod signals;
+pub mod signals;
 
 pub use batch::{BatchItemResult, BatchSummary, parse_batch_lines};
 pub use error::Error;
