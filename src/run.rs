@@ -296,6 +296,7 @@ impl Run {
             _ => OutputTarget::Discard,
         };
         options.kernel_name.clone_from(&self.kernel);
+        options.redact = self.params.secret_values();
         options.strip_injected_on_save =
             matches!(self.output, Output::InPlace) && !self.save_injected;
         options
@@ -307,10 +308,13 @@ impl Run {
         let (mut nb, output_path, warnings, recorded) = self.prepare()?;
         let options = self.run_options(output_path.clone(), &recorded);
         nbexec_runner::prepare(&mut nb, &options);
-        let bytes = nbexec_runner::notebook_bytes(
-            &nb,
-            options.strip_injected_on_save,
-            options.saved_injected_source.as_deref(),
+        let bytes = nbexec_runner::redact_secrets(
+            nbexec_runner::notebook_bytes(
+                &nb,
+                options.strip_injected_on_save,
+                options.saved_injected_source.as_deref(),
+            ),
+            &options.redact,
         );
         match &options.output {
             OutputTarget::File(path) => {
@@ -421,7 +425,7 @@ impl Run {
             task.abort();
         }
         if let (Some(store), Some(job)) = (&store, &self.job) {
-            crate::jobs::finish(store, &job.id, &result);
+            crate::jobs::finish(store, &job.id, &result, &options.redact);
         }
         Ok(result?)
     }

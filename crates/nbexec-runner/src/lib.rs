@@ -197,6 +197,9 @@ pub struct RunOptions {
     pub extra_metadata: Map<String, Value>,
     /// How long the kernel gets to shut down gracefully before it is killed.
     pub shutdown_grace: Duration,
+    /// Secret values: replaced by `[REDACTED]` wherever they land in what is saved
+    /// (outputs, tracebacks, metadata).
+    pub redact: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -215,6 +218,7 @@ impl Default for RunOptions {
             saved_injected_source: None,
             extra_metadata: Map::new(),
             shutdown_grace: Duration::from_millis(500),
+            redact: Vec::new(),
         }
     }
 }
@@ -337,6 +341,33 @@ pub fn notebook_bytes(
         return nbexec_format::write_to_vec(&copy);
     }
     nbexec_format::write_to_vec(nb)
+}
+
+/// Replaces every occurrence of each secret in a written notebook by `[REDACTED]`.
+/// The secret is matched as the writer escapes it inside a JSON string, so it is
+/// found in outputs, tracebacks and metadata alike. Empty secrets are ignored.
+pub fn redact_secrets(bytes: Vec<u8>, secrets: &[String]) -> Vec<u8> {
+    let mut bytes = bytes;
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let quoted = serde_json::to_string(secret).unwrap_or_default();
+        let needle = quoted.as_bytes()[1..quoted.len() - 1].to_vec();
+        if needle.is_empty() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(&needle) {
+                out.extend_from_slice(b"[REDACTED]");
+                i += needle.len();
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        bytes = out;
+    }
+    bytes
 }
 
 /// Prepares a notebook for a run: banners of an earlier run removed, cells reset,
@@ -470,11 +501,12 @@ pub async fn run_with_kernel(
     let strip = opts.strip_injected_on_save;
     let injected_source = opts.saved_injected_source.clone();
     let output = opts.output.clone();
+    let redact = opts.redact.clone();
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
-            let _ =
-                save::write_atomic(path, &notebook_bytes(nb, strip, injected_source.as_deref()));
+            let bytes = notebook_bytes(nb, strip, injected_source.as_deref());
+            let _ = save::write_atomic(path, &redact_secrets(bytes, &redact));
         }
     };
     let outcome = execute_cells(
@@ -575,10 +607,13 @@ async fn finish(
     if let Some(session) = session.as_mut() {
         session.client.request_shutdown().await;
     }
-    let bytes = notebook_bytes(
-        &nb,
-        opts.strip_injected_on_save,
-        opts.saved_injected_source.as_deref(),
+    let bytes = redact_secrets(
+        notebook_bytes(
+            &nb,
+            opts.strip_injected_on_save,
+            opts.saved_injected_source.as_deref(),
+        ),
+        &opts.redact,
     );
     let saved = match &opts.output {
         OutputTarget::File(path) => match save::write_atomic(path, &bytes) {
