@@ -313,3 +313,35 @@ fn cancelling_jobs_as_they_are_submitted_never_kills_a_detaching_nbexec() {
         "{statuses:?}"
     );
 }
+
+#[test]
+fn a_job_cancelled_the_moment_it_is_submitted_ends_cancelled_with_its_notebook_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![code("print('ran')", &[])]),
+    );
+    for i in 0..5 {
+        let output = dir.path().join(format!("out{i}.ipynb"));
+        let out = nbexec()
+            .args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+            .args(["--detach", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        let (id, _) = detached_id(&out);
+        // At once: the detached process is still starting up.
+        let (code, text) = jobs_cmd(&state, &["cancel", &id]);
+        assert_eq!(code, Some(0), "{text}");
+        let job = wait_job_finished(&state, &id, Duration::from_secs(60));
+        assert_eq!(job["status"], "CANCELLED", "run {i}: {job}");
+        assert_eq!(job["results"]["exitCode"], json!(130), "{job}");
+        let (code, _) = jobs_cmd(&state, &["wait", &id]);
+        assert_eq!(code, Some(130));
+        // Its notebook is written, nothing ran.
+        let nb = read_nb(&output);
+        assert_eq!(stream_text(&nb["cells"][0], "stdout"), "");
+    }
+}
