@@ -308,13 +308,10 @@ impl Run {
         let (mut nb, output_path, warnings, recorded) = self.prepare()?;
         let options = self.run_options(output_path.clone(), &recorded);
         nbexec_runner::prepare(&mut nb, &options);
-        let bytes = nbexec_runner::redact_secrets(
-            nbexec_runner::notebook_bytes(
-                &nb,
-                options.strip_injected_on_save,
-                options.saved_injected_source.as_deref(),
-            ),
-            &options.redact,
+        let bytes = nbexec_runner::notebook_bytes(
+            &nb,
+            options.strip_injected_on_save,
+            options.saved_injected_source.as_deref(),
         );
         match &options.output {
             OutputTarget::File(path) => {

@@ -274,3 +274,40 @@ fn a_secret_in_the_output_path_template_is_refused() {
         assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
     }
 }
+
+#[test]
+fn a_secret_that_is_also_common_text_is_redacted_in_outputs_without_breaking_the_notebook() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![
+            code("n = ''\nkind = ''", &["parameters"]),
+            code("print(n, 'x1y')\nprint(kind)", &[]),
+        ]),
+    );
+    let output = dir.path().join("out.ipynb");
+    let out = run(&[
+        "run",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--secret",
+        "n",
+        "1",
+        "--secret",
+        "kind",
+        "stdout",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Still a valid notebook: counts, output types and stream names untouched.
+    let check = run(&["validate", output.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let nb = read_nb(&output);
+    let cell = cell_with(&nb, "print(kind)");
+    assert_eq!(cell["execution_count"], serde_json::json!(3));
+    assert_eq!(cell["outputs"][0]["name"], "stdout");
+    assert_eq!(
+        stream_text(cell, "stdout"),
+        "[REDACTED] x[REDACTED]y\n[REDACTED]\n"
+    );
+}

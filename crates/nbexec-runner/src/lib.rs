@@ -197,8 +197,8 @@ pub struct RunOptions {
     pub extra_metadata: Map<String, Value>,
     /// How long the kernel gets to shut down gracefully before it is killed.
     pub shutdown_grace: Duration,
-    /// Secret values: replaced by `[REDACTED]` wherever they land in what is saved
-    /// (outputs, tracebacks, metadata).
+    /// Secret values: replaced by `[REDACTED]` wherever they land in the saved
+    /// outputs (printed, displayed, in an error or its traceback).
     pub redact: Vec<String>,
 }
 
@@ -343,31 +343,48 @@ pub fn notebook_bytes(
     nbexec_format::write_to_vec(nb)
 }
 
-/// Replaces every occurrence of each secret in a written notebook by `[REDACTED]`.
-/// The secret is matched as the writer escapes it inside a JSON string, so it is
-/// found in outputs, tracebacks and metadata alike. Empty secrets are ignored.
-pub fn redact_secrets(bytes: Vec<u8>, secrets: &[String]) -> Vec<u8> {
-    let mut bytes = bytes;
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        let quoted = serde_json::to_string(secret).unwrap_or_default();
-        let needle = quoted.as_bytes()[1..quoted.len() - 1].to_vec();
-        if needle.is_empty() {
+/// Replaces every occurrence of each secret in the cells' outputs (stream text,
+/// rich data, error values and tracebacks) by `[REDACTED]`. Keys, output types and
+/// stream names are left alone, so the notebook stays valid whatever the secret;
+/// strings are whole here (not yet split into lines), so a secret spanning lines is
+/// found too. Empty secrets are ignored.
+pub fn redact_outputs(nb: &mut Notebook, secrets: &[String]) {
+    fn redact(v: &mut Value, secrets: &[&str]) {
+        match v {
+            Value::String(s) => {
+                for secret in secrets {
+                    if s.contains(secret) {
+                        *s = s.replace(secret, "[REDACTED]");
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secrets)),
+            Value::Object(map) => map.values_mut().for_each(|i| redact(i, secrets)),
+            _ => {}
+        }
+    }
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if secrets.is_empty() {
+        return;
+    }
+    for cell in nb.cells_mut() {
+        if cell.outputs().is_empty() {
             continue;
         }
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i..].starts_with(&needle) {
-                out.extend_from_slice(b"[REDACTED]");
-                i += needle.len();
-            } else {
-                out.push(bytes[i]);
-                i += 1;
+        for output in cell.outputs_mut() {
+            if let Value::Object(map) = output {
+                for (key, value) in map.iter_mut() {
+                    if !matches!(key.as_str(), "output_type" | "name" | "execution_count") {
+                        redact(value, &secrets);
+                    }
+                }
             }
         }
-        bytes = out;
     }
-    bytes
 }
 
 /// Prepares a notebook for a run: banners of an earlier run removed, cells reset,
@@ -505,8 +522,14 @@ pub async fn run_with_kernel(
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
-            let bytes = notebook_bytes(nb, strip, injected_source.as_deref());
-            let _ = save::write_atomic(path, &redact_secrets(bytes, &redact));
+            let bytes = if redact.is_empty() {
+                notebook_bytes(nb, strip, injected_source.as_deref())
+            } else {
+                let mut copy = nb.clone();
+                redact_outputs(&mut copy, &redact);
+                notebook_bytes(&copy, strip, injected_source.as_deref())
+            };
+            let _ = save::write_atomic(path, &bytes);
         }
     };
     let outcome = execute_cells(
@@ -607,13 +630,11 @@ async fn finish(
     if let Some(session) = session.as_mut() {
         session.client.request_shutdown().await;
     }
-    let bytes = redact_secrets(
-        notebook_bytes(
-            &nb,
-            opts.strip_injected_on_save,
-            opts.saved_injected_source.as_deref(),
-        ),
-        &opts.redact,
+    redact_outputs(&mut nb, &opts.redact);
+    let bytes = notebook_bytes(
+        &nb,
+        opts.strip_injected_on_save,
+        opts.saved_injected_source.as_deref(),
     );
     let saved = match &opts.output {
         OutputTarget::File(path) => match save::write_atomic(path, &bytes) {
