@@ -64,6 +64,17 @@ pub fn restore_defaults() {
     }
 }
 
+/// A SIGINT/SIGTERM/SIGUSR1 caught since [`install_early`] that no run has taken
+/// over yet, as the exit code it stands for (130, or 143 for SIGTERM); taking it
+/// clears it. For paths that never start a run (`--detach` before it spawns).
+pub fn take_pending_exit_code() -> Option<i32> {
+    match EARLY.swap(0, Ordering::SeqCst) {
+        0 => None,
+        libc::SIGTERM => Some(143),
+        _ => Some(130),
+    }
+}
+
 fn reason_of(sig: libc::c_int) -> Option<CancelReason> {
     match sig {
         libc::SIGINT => Some(CancelReason::Interrupt),

@@ -345,3 +345,49 @@ fn a_job_cancelled_the_moment_it_is_submitted_ends_cancelled_with_its_notebook_w
         assert_eq!(stream_text(&nb["cells"][0], "stdout"), "");
     }
 }
+
+#[test]
+fn a_ctrl_c_while_detaching_either_starts_the_job_or_records_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let input = write_nb(dir.path(), "in.ipynb", &notebook(vec![code("1", &[])]));
+    let mut started = Vec::new();
+    for i in 0..10u64 {
+        let output = dir.path().join(format!("out{i}.ipynb"));
+        let child = nbexec()
+            .args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+            .args(["--detach", "--state-dir"])
+            .arg(&state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_rust_runtime_started(child.id()),
+            "run {i} did not start"
+        );
+        std::thread::sleep(Duration::from_micros(i * 1000));
+        // SAFETY: kill(2) of our own child, not yet waited for.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        match out.status.code() {
+            Some(0) => started.push(detached_id(&out).0),
+            Some(130) => assert_eq!(stdout(&out), "", "run {i}"),
+            other => panic!("run {i}: {other:?} ({:?}); {}", out.status, stderr(&out)),
+        }
+    }
+    eprintln!("{} of 10 detached before the Ctrl-C", started.len());
+    // Exactly the jobs that were announced exist, and they run to the end.
+    let listed = if state.exists() {
+        job_list(&state)
+    } else {
+        Vec::new()
+    };
+    assert_eq!(listed.len(), started.len(), "{listed:?}");
+    for id in &started {
+        let job = wait_job_finished(&state, id, Duration::from_secs(60));
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+    }
+}

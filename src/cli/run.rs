@@ -558,6 +558,11 @@ fn detach(
         (None, None) if args.in_place => Some(args.input.clone()),
         _ => None,
     };
+    if let Some(code) = nbexec::signals::take_pending_exit_code() {
+        // A Ctrl-C (or SIGTERM) while checking: the run is not started.
+        error_line("interrupted before the detached run was started; no job was recorded");
+        return code;
+    }
     let secrets = builder.secrets().to_vec();
     let request = nbexec::jobs::Detach {
         state_dir,
