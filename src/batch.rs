@@ -109,11 +109,86 @@ impl Run {
         mut done: impl FnMut(&BatchItemResult),
         warn: impl Fn(&str),
     ) -> Result<BatchSummary, Error> {
-        // Prepare everything first: a bad line fails the batch before any kernel starts.
+        // A detached batch is one job (created by the detaching process) whose
+        // results name the jobs of its runs.
+        let parent = self.job.as_ref().filter(|j| j.exists);
+        let prepared = self.prepare_batch(&lines, &warn);
+        let (items, spec, launch) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(job) = parent {
+                    crate::jobs::record_early_failure(job, &self.input, &e);
+                }
+                return Err(e);
+            }
+        };
+        let total = items.len();
+        let parent_store = match parent {
+            Some(job) => Some(crate::jobs::start_parent(job)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(items),
+            spec,
+            launch,
+            input: self.input.clone(),
+            job_dir: self.job.as_ref().map(|j| j.state_dir.clone()),
+        });
+
+        let (cancel_tx, cancel_rx) = watch::channel(None::<CancelReason>);
+        let mut signal_tasks = if self.cancel_on_signals {
+            crate::signals::forward_signals(cancel_tx.clone())
+        } else {
+            Vec::new()
+        };
+        if let (Some(store), Some(job)) = (&parent_store, parent) {
+            // `nbexec jobs cancel PARENT` cancels the whole batch.
+            signal_tasks.push(crate::jobs::watch_cancel(
+                store.path().to_owned(),
+                job.id.clone(),
+                cancel_tx.clone(),
+            ));
+        }
+        let (result_tx, mut result_rx) = mpsc::unbounded_channel();
+        let mut workers = Vec::new();
+        for _ in 0..jobs.max(1) {
+            let shared = Arc::clone(&shared);
+            let cancel = cancel_rx.clone();
+            let results = result_tx.clone();
+            workers.push(tokio::spawn(worker(shared, cancel, results)));
+        }
+        drop(result_tx);
+        let mut results = Vec::new();
+        while let Some(result) = result_rx.recv().await {
+            done(&result);
+            results.push(result);
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+        for t in signal_tasks {
+            t.abort();
+        }
+        results.sort_by_key(|r| r.line);
+        let summary = BatchSummary { results };
+        if let (Some(store), Some(job)) = (&parent_store, parent) {
+            let cancelled = cancel_rx.borrow().is_some();
+            crate::jobs::finish_parent(store, &job.id, &summary, total, cancelled);
+        }
+        Ok(summary)
+    }
+
+    /// Prepares every line (a bad line fails the batch before any kernel starts)
+    /// and resolves the kernel.
+    fn prepare_batch(
+        &self,
+        lines: &[(usize, String)],
+        warn: &impl Fn(&str),
+    ) -> Result<(VecDeque<Item>, KernelSpec, LaunchOptions), Error> {
         let base = crate::read_notebook(&self.input)?;
         let mut items = VecDeque::new();
         let mut outputs: Vec<(PathBuf, usize)> = Vec::new();
-        for (line, json) in &lines {
+        for (line, json) in lines {
             let mut sources = self.params.clone();
             sources.json.push(json.clone());
             sources.path_vars.push(("_index".into(), line.to_string()));
@@ -153,42 +228,31 @@ impl Run {
             .ok_or_else(|| Error::Usage("the batch file has no parameter sets".into()))?;
         let spec = nbexec_runner::resolve_spec(&first.notebook, &first.options)?;
         let launch = nbexec_runner::launch_options(&first.options);
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(items),
-            spec,
-            launch,
-            input: self.input.clone(),
-            job_dir: self.job.as_ref().map(|j| j.state_dir.clone()),
-        });
+        Ok((items, spec, launch))
+    }
 
-        let (cancel_tx, cancel_rx) = watch::channel(None::<CancelReason>);
-        let signal_tasks = if self.cancel_on_signals {
-            crate::signals::forward_signals(cancel_tx.clone())
-        } else {
-            Vec::new()
-        };
-        let (result_tx, mut result_rx) = mpsc::unbounded_channel();
-        let mut workers = Vec::new();
-        for _ in 0..jobs.max(1) {
-            let shared = Arc::clone(&shared);
-            let cancel = cancel_rx.clone();
-            let results = result_tx.clone();
-            workers.push(tokio::spawn(worker(shared, cancel, results)));
-        }
-        drop(result_tx);
-        let mut results = Vec::new();
-        while let Some(result) = result_rx.recv().await {
-            done(&result);
-            results.push(result);
-        }
-        for w in workers {
-            let _ = w.await;
-        }
-        for t in signal_tasks {
-            t.abort();
-        }
-        results.sort_by_key(|r| r.line);
-        Ok(BatchSummary { results })
+    /// What [`Run::check`] is for a single run, for a batch: every line prepared,
+    /// every output path checked, the kernel known. The plan's `inputs` name the
+    /// batch; its runs record their own parameters.
+    pub fn check_batch(
+        &self,
+        lines: &[(usize, String)],
+        batch_file: &std::path::Path,
+    ) -> Result<crate::jobs::DetachPlan, Error> {
+        let warnings = std::cell::RefCell::new(Vec::new());
+        let (items, _, _) =
+            self.prepare_batch(lines, &|w: &str| warnings.borrow_mut().push(w.to_owned()))?;
+        let first = items
+            .front()
+            .ok_or_else(|| Error::Usage("the batch file has no parameter sets".into()))?;
+        let mut inputs = crate::jobs::inputs_for(&self.input, Value::Null, &first.options);
+        inputs["batchFile"] = Value::from(batch_file.to_string_lossy().into_owned());
+        inputs["batchRuns"] = Value::from(items.len());
+        Ok(crate::jobs::DetachPlan {
+            inputs,
+            output: None,
+            warnings: warnings.into_inner(),
+        })
     }
 }
 
@@ -259,7 +323,7 @@ async fn worker(
         )
         .await;
         if let (Some(store), Some(job)) = (&store, &job) {
-            crate::jobs::finish(store, &job.id, &result);
+            crate::jobs::finish(store, &job.id, &result, &item.options.redact);
         }
         let (exit_code, summary) = match &result {
             Ok(done) => (done.outcome.exit_code(), done.outcome.summary()),

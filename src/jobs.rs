@@ -95,8 +95,14 @@ pub fn watch_cancel(
         let Ok(store) = JobStore::open(&dir) else {
             return;
         };
+        // Look at once (a cancel may have come while the job was SUBMITTED), then
+        // every half second.
+        let mut first = true;
         loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !first {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            first = false;
             if store.cancel_requested(&id).unwrap_or(false) {
                 tx.send_if_modified(|c| {
                     if c.is_none() {
@@ -120,8 +126,30 @@ fn status_of(outcome: &Outcome) -> JobStatus {
     }
 }
 
-/// Records how the run ended.
-pub fn finish(store: &JobStore, id: &str, result: &Result<RunResult, nbexec_runner::RunError>) {
+/// Replaces each secret in every string of `v` by `[REDACTED]`.
+fn redact_json(v: &mut Value, secrets: &[String]) {
+    match v {
+        Value::String(s) => {
+            for secret in secrets.iter().filter(|x| !x.is_empty()) {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), crate::params::REDACTED);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_json(i, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|i| redact_json(i, secrets)),
+        _ => {}
+    }
+}
+
+/// Records how the run ended; `redact` are secret values that must not be recorded
+/// (a cell that failed with a secret in its message, say).
+pub fn finish(
+    store: &JobStore,
+    id: &str,
+    result: &Result<RunResult, nbexec_runner::RunError>,
+    redact: &[String],
+) {
     let (status, messages, results, code) = match result {
         Ok(done) => {
             let mut results = json!({
@@ -152,7 +180,64 @@ pub fn finish(store: &JobStore, id: &str, result: &Result<RunResult, nbexec_runn
             e.exit_code(),
         ),
     };
+    let mut messages = Value::from(messages);
+    let mut results = results;
+    redact_json(&mut messages, redact);
+    redact_json(&mut results, redact);
+    let messages: Vec<String> = messages
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let _ = store.finish(id, status, &messages, &results, code);
+}
+
+/// Takes over the job of a detached batch and marks it EXECUTING.
+pub fn start_parent(job: &JobSpec) -> Result<JobStore, Error> {
+    let store = open(&job.state_dir)?;
+    store
+        .set_owner(&job.id, std::process::id())
+        .and_then(|()| store.set_executing(&job.id))
+        .map_err(|e| Error::Jobs(e.to_string()))?;
+    Ok(store)
+}
+
+/// Ends the job of a detached batch: COMPLETED when every run succeeded, CANCELLED
+/// when it was cancelled, else FAILED; its results list the runs' jobs.
+pub fn finish_parent(
+    store: &JobStore,
+    id: &str,
+    summary: &crate::BatchSummary,
+    total: usize,
+    cancelled: bool,
+) {
+    let ok = summary.results.iter().filter(|r| r.exit_code == 0).count();
+    let code = summary.exit_code();
+    let status = if code == 0 {
+        JobStatus::Completed
+    } else if cancelled {
+        JobStatus::Cancelled
+    } else {
+        JobStatus::Failed
+    };
+    let runs: Vec<Value> = summary
+        .results
+        .iter()
+        .map(|r| {
+            json!({
+                "line": r.line,
+                "jobId": r.job_id,
+                "exitCode": r.exit_code,
+                "outputNotebook": r.output.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            })
+        })
+        .collect();
+    let results = json!({"exitCode": code, "runs": runs});
+    let message = format!("{ok} of {total} runs succeeded");
+    let _ = store.finish(id, status, &[message], &results, code);
 }
 
 /// A run that failed before it could start (bad notebook, bad parameter) still ends
@@ -179,29 +264,72 @@ pub fn registry(dir: &Path) -> Result<JobStore, Error> {
     open(dir)
 }
 
-/// Re-runs the current command line in the background as job `j…` (without
-/// `--detach`, with `--job-id`), detached from the terminal, its console output kept
-/// in `<state dir>/logs/<job>.log`. Returns the executeNotebook response.
-pub fn spawn_detached(
-    state_dir: &Path,
-    input: &Path,
-    output: Option<&str>,
-) -> Result<Value, Error> {
+/// A run about to detach, checked in the foreground first.
+#[derive(Debug, Clone)]
+pub struct DetachPlan {
+    /// The job's ArcGIS `inputs`: the item, the parameters (secrets redacted), the
+    /// timeout.
+    pub inputs: Value,
+    /// Where the executed notebook will be written, the path template filled.
+    pub output: Option<PathBuf>,
+    /// Warnings of the preparation (unknown parameters, say).
+    pub warnings: Vec<String>,
+}
+
+impl crate::Run {
+    /// Everything that can reject a run without running it: the notebook reads,
+    /// the parameters merge and convert (`--strict` too), the output path fills and
+    /// its directory is writable, the kernel is known. `--detach` calls this before
+    /// it detaches, so a run that can never start fails in the foreground.
+    pub fn check(&self) -> Result<DetachPlan, Error> {
+        let nb = crate::read_notebook(&self.input)?;
+        let (nb, output_path, warnings, recorded) = self.prepare_from(nb, &self.params)?;
+        if let Some(path) = &output_path {
+            nbexec_runner::save::check_writable(path).map_err(|source| {
+                Error::Run(nbexec_runner::RunError::Output {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+        }
+        let options = self.run_options(output_path.clone(), &recorded);
+        nbexec_runner::resolve_spec(&nb, &options)?;
+        Ok(DetachPlan {
+            inputs: inputs_for(&self.input, recorded.parameters, &options),
+            output: output_path,
+            warnings,
+        })
+    }
+}
+
+/// How to start a detached run.
+#[derive(Debug)]
+pub struct Detach<'a> {
+    pub state_dir: &'a Path,
+    /// The notebook (shown in the child's command line, for `ps`).
+    pub input: &'a Path,
+    /// The job's `inputs`.
+    pub inputs: Value,
+    /// What `jobUrl` points to: the output notebook, else the run's log.
+    pub output: Option<PathBuf>,
+    /// The run itself, handed to the child on its standard input (never in its
+    /// command line or environment, which other users can read).
+    pub spec: Vec<u8>,
+    /// Environment variables the child must not inherit (secrets read from them).
+    pub env_remove: Vec<String>,
+}
+
+/// Starts `nbexec run INPUT --job-id ID --detached-child` in its own session, its
+/// console output kept in `<state dir>/logs/<job>.log`, records the job (owned by
+/// the child from the start) and writes the run spec into the child's standard
+/// input. Returns the executeNotebook response.
+pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
+    use std::io::Write;
     use std::os::unix::process::CommandExt;
 
-    let store = open(state_dir)?;
+    let store = open(detach.state_dir)?;
     let id = new_job_id();
-    let inputs = inputs_json(
-        &input.to_string_lossy(),
-        output.is_none(),
-        false,
-        None,
-        Value::Null,
-    );
-    store
-        .create(&id, &inputs)
-        .map_err(|e| Error::Jobs(e.to_string()))?;
-    let logs = state_dir.join("logs");
+    let logs = detach.state_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|source| Error::Write {
         path: logs.clone(),
         source,
@@ -217,16 +345,16 @@ pub fn spawn_detached(
     })?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Usage(format!("cannot find the nbexec executable: {e}")))?;
-    let args: Vec<std::ffi::OsString> = std::env::args_os()
-        .skip(1)
-        .filter(|a| a != "--detach")
-        .collect();
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(args)
+    cmd.arg("run")
+        .arg(detach.input)
         .arg("--job-id")
         .arg(&id)
-        .arg("--no-progress-bar");
-    cmd.stdin(std::process::Stdio::null())
+        .arg("--detached-child");
+    for var in &detach.env_remove {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(std::process::Stdio::piped())
         .stdout(log)
         .stderr(log2);
     // SAFETY: setsid is async-signal-safe; the child leaves our session so a Ctrl-C
@@ -237,18 +365,26 @@ pub fn spawn_detached(
             Ok(())
         });
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| Error::Usage(format!("cannot start the detached run: {e}")))?;
+    // The child waits for its spec; if anything below fails, it reads nothing and
+    // ends without a trace.
+    let mut stdin = child.stdin.take();
     store
-        .set_owner(&id, child.id())
+        .create(&id, &detach.inputs)
+        .and_then(|()| store.set_owner(&id, child.id()))
         .map_err(|e| Error::Jobs(e.to_string()))?;
-    let url = match output {
-        Some("-") | None => format!("file://{}", log_path.display()),
+    if let Some(mut pipe) = stdin.take() {
+        pipe.write_all(&detach.spec)
+            .map_err(|e| Error::Usage(format!("cannot hand the run to its process: {e}")))?;
+    }
+    let url = match detach.output {
         Some(out) => {
-            let abs = std::path::absolute(out).unwrap_or_else(|_| PathBuf::from(out));
+            let abs = std::path::absolute(&out).unwrap_or(out);
             format!("file://{}", abs.display())
         }
+        None => format!("file://{}", log_path.display()),
     };
     Ok(json!({"jobId": id, "jobUrl": url, "status": "success"}))
 }

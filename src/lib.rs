@@ -15,7 +15,7 @@ pub mod jobs;
 mod params;
 mod prepare;
 mod run;
-mod signals;
+pub mod signals;
 
 pub use batch::{BatchItemResult, BatchSummary, parse_batch_lines};
 pub use error::Error;

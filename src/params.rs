@@ -58,9 +58,65 @@ fn params_error(e: impl std::fmt::Display) -> Error {
     Error::Params(e.to_string())
 }
 
+/// `text` with every secret's value replaced by [`REDACTED`] (empty values aside).
+pub fn redact(text: &str, secrets: &[(String, String)]) -> String {
+    let mut text = text.to_owned();
+    for (_, value) in secrets {
+        if !value.is_empty() && text.contains(value.as_str()) {
+            text = text.replace(value.as_str(), REDACTED);
+        }
+    }
+    text
+}
+
+impl crate::Run {
+    /// The secret parameters (`--secret` and friends), names and values.
+    pub fn secrets(&self) -> &[(String, String)] {
+        &self.params.secrets
+    }
+
+    /// `text` with the secrets' values replaced by `[REDACTED]`, for anything
+    /// printed about this run.
+    pub fn redact(&self, text: &str) -> String {
+        self.params.redact(text)
+    }
+}
+
+impl ParamSources {
+    /// The secrets' values, for redacting what is saved and printed.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.secrets
+            .iter()
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// `text` with the secrets' values replaced by `[REDACTED]`.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, &self.secrets)
+    }
+}
+
 /// Merges the sources, renders the parameters for the notebook's kernel, and
 /// places the injected cell.
 pub(crate) fn inject(
+    nb: &mut Notebook,
+    sources: &ParamSources,
+    input_path: &str,
+    output_template: Option<&str>,
+    kernel: Option<&str>,
+    language: Option<&str>,
+) -> Result<Injection, Error> {
+    // A bad value's message quotes the value: never a secret's.
+    inject_inner(nb, sources, input_path, output_template, kernel, language).map_err(|e| match e {
+        Error::Params(m) => Error::Params(sources.redact(&m)),
+        Error::Usage(m) => Error::Usage(sources.redact(&m)),
+        other => other,
+    })
+}
+
+fn inject_inner(
     nb: &mut Notebook,
     sources: &ParamSources,
     input_path: &str,
@@ -113,7 +169,10 @@ pub(crate) fn inject(
             .collect::<Parameters>();
     }
     let output_path = output_template
-        .map(|t| fill_template(t, &params, &sources.path_vars))
+        .map(|t| {
+            refuse_secrets_in_path(t, sources)?;
+            fill_template(t, &params, &sources.path_vars)
+        })
         .transpose()?;
 
     let mut options = InjectOptions::default();
@@ -168,6 +227,19 @@ pub(crate) fn inject(
         parameters: recorded,
         saved_source,
     })
+}
+
+/// A secret in a file name would be seen by anyone who can list the directory, and
+/// recorded in the notebook's metadata and the job: refused.
+fn refuse_secrets_in_path(template: &str, sources: &ParamSources) -> Result<(), Error> {
+    for (name, _) in &sources.secrets {
+        if template.contains(&format!("{{{name}}}")) {
+            return Err(Error::Usage(format!(
+                "output path {template:?} names the secret parameter {{{name}}}: secrets never go into file names; use another parameter"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fills `{name}` in a path from the parameters, as papermill's `str.format` does

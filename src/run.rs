@@ -296,6 +296,7 @@ impl Run {
             _ => OutputTarget::Discard,
         };
         options.kernel_name.clone_from(&self.kernel);
+        options.redact = self.params.secret_values();
         options.strip_injected_on_save =
             matches!(self.output, Output::InPlace) && !self.save_injected;
         options
@@ -426,7 +427,7 @@ impl Run {
             task.abort();
         }
         if let (Some(store), Some(job)) = (&store, &self.job) {
-            crate::jobs::finish(store, &job.id, &result);
+            crate::jobs::finish(store, &job.id, &result, &options.redact);
         }
         Ok(result?)
     }

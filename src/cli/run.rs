@@ -180,9 +180,22 @@ pub struct RunArgs {
     #[arg(long = "max-output-mb", value_name = "MIB", default_value_t = 64.0)]
     max_output_mb: f64,
     /// A secret parameter: injected as a string like -r, but never written to the saved
-    /// notebook's metadata, its injected cell or the job record
+    /// notebook, its outputs or the job record. On a shared machine a VALUE on the command
+    /// line shows in `ps` to every user: prefer --secret-env or --secret-file
     #[arg(long = "secret", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
     secret: Vec<String>,
+    /// A secret parameter read from environment variable ENVVAR (not passed on to a --detach run)
+    #[arg(long = "secret-env", value_name = "NAME=ENVVAR", action = clap::ArgAction::Append)]
+    secret_env: Vec<String>,
+    /// A secret parameter read from a file (one trailing newline dropped)
+    #[arg(long = "secret-file", value_name = "NAME=PATH", action = clap::ArgAction::Append)]
+    secret_file: Vec<String>,
+    /// Secret parameters from a JSON (.json) or YAML file of NAME: VALUE strings
+    #[arg(long = "secrets-file", value_name = "FILE", action = clap::ArgAction::Append)]
+    secrets_file: Vec<PathBuf>,
+    /// The detached process of --detach: the run comes on standard input
+    #[arg(long = "detached-child", hide = true)]
+    detached_child: bool,
     /// Connect to the kernel over TCP instead of IPC
     #[arg(long)]
     tcp: bool,
@@ -244,7 +257,149 @@ fn stdin_is_piped() -> bool {
         .unwrap_or(false)
 }
 
-pub fn main(mut args: RunArgs) -> i32 {
+/// `nbexec run`'s arguments alone, to parse the run a detached child is handed.
+#[derive(clap::Parser)]
+#[command(name = "nbexec run")]
+struct RunOnly {
+    #[command(flatten)]
+    args: RunArgs,
+}
+
+/// What a `--detach` parent hands its child on standard input: the arguments of
+/// `nbexec run` as given (bytes, so any path survives) and the secrets, resolved.
+/// Nothing of it is in the child's command line or environment.
+fn child_spec(secrets: &[(String, String)]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    let argv: Vec<Vec<u8>> = std::env::args_os()
+        .skip(2)
+        .map(OsStringExt::into_vec)
+        .collect();
+    serde_json::json!({"argv": argv, "secrets": secrets})
+        .to_string()
+        .into_bytes()
+}
+
+/// In the detached child: the run its parent handed over on standard input.
+fn child_args(own: &RunArgs) -> Result<RunArgs, String> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the detached run: {e}"))?;
+    if bytes.is_empty() {
+        return Err("no run was handed over: the detaching nbexec ended first".into());
+    }
+    let bad = || "bad detached run spec".to_owned();
+    let spec: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let mut argv = vec![std::ffi::OsString::from("nbexec run")];
+    for arg in spec["argv"].as_array().ok_or_else(bad)? {
+        let bytes = arg
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(bad)?;
+        argv.push(std::ffi::OsString::from_vec(bytes));
+    }
+    let mut secrets = Vec::new();
+    for pair in spec["secrets"].as_array().ok_or_else(bad)? {
+        match (pair[0].as_str(), pair[1].as_str()) {
+            (Some(n), Some(v)) => secrets.push((n.to_owned(), v.to_owned())),
+            _ => return Err(bad()),
+        }
+    }
+    let mut args = <RunOnly as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| e.to_string())?
+        .args;
+    args.detach = false;
+    args.detached_child = false;
+    args.job_id.clone_from(&own.job_id);
+    args.no_progress_bar = true;
+    args.progress_bar = false;
+    args.secret_env.clear();
+    args.secret_file.clear();
+    args.secrets_file.clear();
+    args.secret = secrets.into_iter().flat_map(|(n, v)| [n, v]).collect();
+    Ok(args)
+}
+
+/// `NAME=REST` of --secret-env and --secret-file.
+fn split_secret_arg<'a>(flag: &str, arg: &'a str) -> Result<(&'a str, &'a str), String> {
+    match arg.split_once('=') {
+        Some((name, rest)) if !name.is_empty() && !rest.is_empty() => Ok((name, rest)),
+        _ => Err(format!("{flag} {arg:?}: expected NAME=...")),
+    }
+}
+
+/// Secret parameters: names and values.
+type Secrets = Vec<(String, String)>;
+
+/// Every secret, from --secrets-file, --secret-file, --secret-env and --secret (in
+/// that order; a later one wins), and the environment variables they came from.
+fn resolve_secrets(args: &RunArgs) -> Result<(Secrets, Vec<String>), String> {
+    let mut secrets = Vec::new();
+    let mut env_vars = Vec::new();
+    for file in &args.secrets_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let mut sources = nbexec_params::ParameterSources::new();
+        sources.file(file.to_string_lossy(), text);
+        let (params, _) = sources
+            .build()
+            .map_err(|e| format!("--secrets-file {}: {e}", file.display()))?;
+        for (name, value) in params.iter() {
+            let value = match value.to_json() {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => {
+                    return Err(format!(
+                        "--secrets-file {}: the value of {name} is not a string",
+                        file.display()
+                    ));
+                }
+            };
+            secrets.push((name.to_owned(), value));
+        }
+    }
+    for arg in &args.secret_file {
+        let (name, path) = split_secret_arg("--secret-file", arg)?;
+        let mut text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        secrets.push((name.to_owned(), text));
+    }
+    for arg in &args.secret_env {
+        let (name, var) = split_secret_arg("--secret-env", arg)?;
+        let value = std::env::var(var).map_err(|_| {
+            format!("--secret-env {arg}: the environment variable {var} is not set")
+        })?;
+        secrets.push((name.to_owned(), value));
+        env_vars.push(var.to_owned());
+    }
+    secrets.extend(args.secret.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
+    Ok((secrets, env_vars))
+}
+
+pub fn main(args: RunArgs) -> i32 {
+    let mut args = if args.detached_child {
+        match child_args(&args) {
+            Ok(a) => a,
+            Err(e) => {
+                error_line(e);
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        args
+    };
     if args.input.is_none() {
         if !stdin_is_piped() {
             error_line(
@@ -255,6 +410,13 @@ pub fn main(mut args: RunArgs) -> i32 {
         args.input = Some(PathBuf::from("-"));
     }
     let input = args.input.clone().unwrap_or_default();
+    let (secrets, secret_env_vars) = match resolve_secrets(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            error_line(e);
+            return EXIT_USAGE;
+        }
+    };
     if args.help_notebook {
         return super::inspect::show(
             &input,
@@ -313,11 +475,7 @@ pub fn main(mut args: RunArgs) -> i32 {
         .chunks(2)
         .map(|p| (p[0].clone(), p[1].clone()))
         .collect();
-    sources.secrets = args
-        .secret
-        .chunks(2)
-        .map(|p| (p[0].clone(), p[1].clone()))
-        .collect();
+    sources.secrets = secrets;
     sources.declared_types.clone_from(&args.param_type);
     sources
         .featureset_format
@@ -347,12 +505,7 @@ pub fn main(mut args: RunArgs) -> i32 {
         .clone()
         .unwrap_or_else(nbexec::jobs::default_state_dir);
     if args.detach && !args.prepare_only {
-        if input.as_os_str() == "-" {
-            // The background run has no standard input to read.
-            error_line("--detach needs the notebook as a file, not on standard input");
-            return EXIT_USAGE;
-        }
-        return detach(&args, &state_dir);
+        return detach(&args, builder, &state_dir, secret_env_vars);
     }
     let job = nbexec::JobSpec {
         state_dir,
@@ -396,6 +549,8 @@ pub fn main(mut args: RunArgs) -> i32 {
     let started = std::time::Instant::now();
     let result = builder.run_blocking_with(&mut |event| console.event(event), |w| warning_line(w));
     console.finish();
+    // A cell that failed with a secret in its message does not print it.
+    let redact = |text: String| builder.redact(&text);
     match result {
         Ok(done) => {
             let code = done.outcome.exit_code();
@@ -403,7 +558,7 @@ pub fn main(mut args: RunArgs) -> i32 {
                 print_traceback(failure);
             }
             if code != 0 {
-                error_line(done.outcome.summary());
+                error_line(redact(done.outcome.summary()));
             }
             let written =
                 shown_output.or_else(|| done.saved_to.as_ref().map(|p| p.display().to_string()));
@@ -419,7 +574,7 @@ pub fn main(mut args: RunArgs) -> i32 {
             code
         }
         Err(e) => {
-            error_line(&e);
+            error_line(redact(e.to_string()));
             e.exit_code()
         }
     }
@@ -461,11 +616,58 @@ fn summary_line(
     line
 }
 
-/// Starts this same command in the background as a recorded job, and prints the
-/// executeNotebook response at once.
-fn detach(args: &RunArgs, state_dir: &std::path::Path) -> i32 {
+/// Checks the run (or every line of the batch) in the foreground, then starts it
+/// in the background as a recorded job and prints the executeNotebook response.
+/// A run that can never start fails here, exit 2, and no job is recorded.
+fn detach(
+    args: &RunArgs,
+    builder: nbexec::Run,
+    state_dir: &std::path::Path,
+    env_remove: Vec<String>,
+) -> i32 {
     let input = args.input.clone().unwrap_or_default();
-    match nbexec::jobs::spawn_detached(state_dir, &input, args.output.as_deref()) {
+    if input.as_os_str() == "-" {
+        error_line("--detach cannot read the notebook from standard input: name a file");
+        return EXIT_USAGE;
+    }
+    let plan = match &args.batch {
+        Some(file) => read_batch(file).and_then(|lines| {
+            builder
+                .check_batch(&lines, file)
+                .map_err(|e| (redact_error(&e, &builder), e.exit_code()))
+        }),
+        None => builder
+            .check()
+            .map_err(|e| (redact_error(&e, &builder), e.exit_code())),
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err((message, code)) => {
+            error_line(message);
+            return code;
+        }
+    };
+    plan.warnings.iter().for_each(warning_line);
+    let output = match (&args.output, &args.batch) {
+        (Some(o), None) if o != "-" => plan.output.clone(),
+        (None, None) if args.in_place => Some(input.clone()),
+        _ => None,
+    };
+    if let Some(code) = nbexec::signals::take_pending_exit_code() {
+        // A Ctrl-C (or SIGTERM) while checking: the run is not started.
+        error_line("interrupted before the detached run was started; no job was recorded");
+        return code;
+    }
+    let secrets = builder.secrets().to_vec();
+    let request = nbexec::jobs::Detach {
+        state_dir,
+        input: &input,
+        inputs: plan.inputs,
+        output,
+        spec: child_spec(&secrets),
+        env_remove,
+    };
+    match nbexec::jobs::spawn_detached(request) {
         Ok(response) => {
             println!("{response}");
             0
@@ -477,19 +679,23 @@ fn detach(args: &RunArgs, state_dir: &std::path::Path) -> i32 {
     }
 }
 
+fn redact_error(e: &nbexec::Error, builder: &nbexec::Run) -> String {
+    builder.redact(&e.to_string())
+}
+
+/// The parameter sets of a --batch file, or the error line and exit code.
+fn read_batch(file: &std::path::Path) -> Result<Vec<(usize, String)>, (String, i32)> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| (format!("cannot read {}: {e}", file.display()), EXIT_USAGE))?;
+    nbexec::parse_batch_lines(&text).map_err(|e| (format!("{}: {e}", file.display()), EXIT_USAGE))
+}
+
 fn run_batch(builder: &nbexec::Run, file: &std::path::Path, jobs: usize) -> i32 {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            error_line(format!("cannot read {}: {e}", file.display()));
-            return EXIT_USAGE;
-        }
-    };
-    let lines = match nbexec::parse_batch_lines(&text) {
+    let lines = match read_batch(file) {
         Ok(l) => l,
-        Err(e) => {
-            error_line(format!("{}: {e}", file.display()));
-            return EXIT_USAGE;
+        Err((message, code)) => {
+            error_line(message);
+            return code;
         }
     };
     let total = lines.len();
@@ -517,7 +723,7 @@ fn run_batch(builder: &nbexec::Run, file: &std::path::Path, jobs: usize) -> i32 
             eprintln!(
                 "[{finished}/{total}] line {} -> {out}: {} ({:.2} s)",
                 r.line,
-                r.summary,
+                builder.redact(&r.summary),
                 r.duration.as_secs_f64()
             );
         },

@@ -241,3 +241,121 @@ sys.exit(code if code >= 0 else 128 - code)
         terminal: String::from_utf8_lossy(&done.stdout).into_owned(),
     }
 }
+
+/// `nbexec jobs ARGS --state-dir STATE`: (exit code, stdout).
+pub fn jobs_cmd(state: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = nbexec()
+        .arg("jobs")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("nbexec jobs runs");
+    (out.status.code(), stdout(&out))
+}
+
+/// `nbexec jobs show ID -f json`.
+pub fn job_show(state: &Path, id: &str) -> Value {
+    let (code, text) = jobs_cmd(state, &["show", id, "-f", "json"]);
+    assert_eq!(code, Some(0), "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every job in the registry (`nbexec jobs -f json --all`).
+pub fn job_list(state: &Path) -> Vec<Value> {
+    let (code, text) = jobs_cmd(state, &["-f", "json", "--all"]);
+    assert_eq!(code, Some(0), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["asyncNotebookJobs"].as_array().unwrap().clone()
+}
+
+/// Waits (bounded) until job `id` has finished (COMPLETED, FAILED or CANCELLED).
+pub fn wait_job_finished(state: &Path, id: &str, within: std::time::Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let job = job_show(state, id);
+        if matches!(
+            job["status"].as_str(),
+            Some("COMPLETED" | "FAILED" | "CANCELLED")
+        ) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} is {} after {within:?}",
+            job["status"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Pids of the processes whose command line has every one of `args` as an argument.
+pub fn pids_with_args(args: &[&str]) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let have: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.iter().all(|a| have.contains(&a.as_bytes())) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Pids whose parent is `parent`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1).map(str::to_owned))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `needle` appears in the command line or the environment of process `pid`.
+pub fn process_shows(pid: i32, needle: &str) -> bool {
+    ["cmdline", "environ"].iter().any(|f| {
+        std::fs::read(format!("/proc/{pid}/{f}"))
+            .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+/// Waits (bounded, 5 s) until process `pid` has reached the Rust runtime's start-up,
+/// which ignores SIGPIPE before `main`: a fixed point after `exec` and the dynamic
+/// loader, the same for every build of nbexec. Returns false if it never did (it
+/// may have ended).
+pub fn wait_rust_runtime_started(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            .unwrap_or(0);
+        if ignored & (1 << (libc::SIGPIPE - 1)) != 0 {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+    false
+}

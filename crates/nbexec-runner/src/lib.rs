@@ -197,6 +197,9 @@ pub struct RunOptions {
     pub extra_metadata: Map<String, Value>,
     /// How long the kernel gets to shut down gracefully before it is killed.
     pub shutdown_grace: Duration,
+    /// Secret values: replaced by `[REDACTED]` wherever they land in the saved
+    /// outputs (printed, displayed, in an error or its traceback).
+    pub redact: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -215,6 +218,7 @@ impl Default for RunOptions {
             saved_injected_source: None,
             extra_metadata: Map::new(),
             shutdown_grace: Duration::from_millis(500),
+            redact: Vec::new(),
         }
     }
 }
@@ -337,6 +341,50 @@ pub fn notebook_bytes(
         return nbexec_format::write_to_vec(&copy);
     }
     nbexec_format::write_to_vec(nb)
+}
+
+/// Replaces every occurrence of each secret in the cells' outputs (stream text,
+/// rich data, error values and tracebacks) by `[REDACTED]`. Keys, output types and
+/// stream names are left alone, so the notebook stays valid whatever the secret;
+/// strings are whole here (not yet split into lines), so a secret spanning lines is
+/// found too. Empty secrets are ignored.
+pub fn redact_outputs(nb: &mut Notebook, secrets: &[String]) {
+    fn redact(v: &mut Value, secrets: &[&str]) {
+        match v {
+            Value::String(s) => {
+                for secret in secrets {
+                    if s.contains(secret) {
+                        *s = s.replace(secret, "[REDACTED]");
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secrets)),
+            Value::Object(map) => map.values_mut().for_each(|i| redact(i, secrets)),
+            _ => {}
+        }
+    }
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if secrets.is_empty() {
+        return;
+    }
+    for cell in nb.cells_mut() {
+        if cell.outputs().is_empty() {
+            continue;
+        }
+        for output in cell.outputs_mut() {
+            if let Value::Object(map) = output {
+                for (key, value) in map.iter_mut() {
+                    if !matches!(key.as_str(), "output_type" | "name" | "execution_count") {
+                        redact(value, &secrets);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Prepares a notebook for a run: banners of an earlier run removed, cells reset,
@@ -470,11 +518,18 @@ pub async fn run_with_kernel(
     let strip = opts.strip_injected_on_save;
     let injected_source = opts.saved_injected_source.clone();
     let output = opts.output.clone();
+    let redact = opts.redact.clone();
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
-            let _ =
-                save::write_atomic(path, &notebook_bytes(nb, strip, injected_source.as_deref()));
+            let bytes = if redact.is_empty() {
+                notebook_bytes(nb, strip, injected_source.as_deref())
+            } else {
+                let mut copy = nb.clone();
+                redact_outputs(&mut copy, &redact);
+                notebook_bytes(&copy, strip, injected_source.as_deref())
+            };
+            let _ = save::write_atomic(path, &bytes);
         }
     };
     let outcome = execute_cells(
@@ -575,6 +630,7 @@ async fn finish(
     if let Some(session) = session.as_mut() {
         session.client.request_shutdown().await;
     }
+    redact_outputs(&mut nb, &opts.redact);
     let bytes = notebook_bytes(
         &nb,
         opts.strip_injected_on_save,
