@@ -607,15 +607,13 @@ async fn finish(
         }),
         Err((path, source)) => {
             // Keep the work: write it where it can be written, and say where.
-            let fallback = std::env::temp_dir().join(format!(
-                "nbexec-{}-{}",
-                std::process::id(),
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "output.ipynb".into())
-            ));
-            match save::write_atomic(&fallback, &bytes) {
-                Ok(()) => Err(RunError::SavedToFallback {
+            // A private, unpredictable file (0600, created exclusively).
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "output.ipynb".into());
+            match save::write_fallback(&name, &bytes) {
+                Ok(fallback) => Err(RunError::SavedToFallback {
                     path,
                     source,
                     fallback,
