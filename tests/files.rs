@@ -90,10 +90,20 @@ fn in_place_on_a_symlinked_notebook_updates_the_target_and_keeps_the_link() {
 }
 
 #[test]
-fn a_fifo_output_is_written_into_and_stays_a_fifo() {
+fn a_fifo_output_is_written_into_once_and_stays_a_fifo() {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = tmp();
-    let input = simple(dir.path());
+    // Long enough for checkpoints, which must not reach the FIFO: its reader would
+    // get several notebooks end to end.
+    let input = write_nb(
+        dir.path(),
+        "slow.ipynb",
+        &notebook(vec![
+            code("import time\ntime.sleep(1)", &[]),
+            code("time.sleep(1)", &[]),
+            code("x = 21\nprint(x * 2)", &[]),
+        ]),
+    );
     let fifo = dir.path().join("out.pipe");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -107,6 +117,7 @@ fn a_fifo_output_is_written_into_and_stays_a_fifo() {
         .unwrap();
     let mut child = nbexec()
         .args(["run", input.to_str().unwrap(), fifo.to_str().unwrap()])
+        .args(["--autosave-seconds", "0.2"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

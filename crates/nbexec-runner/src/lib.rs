@@ -473,8 +473,10 @@ pub async fn run_with_kernel(
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
-            let _ =
-                save::write_atomic(path, &notebook_bytes(nb, strip, injected_source.as_deref()));
+            let _ = save::write_checkpoint(
+                path,
+                &notebook_bytes(nb, strip, injected_source.as_deref()),
+            );
         }
     };
     let outcome = execute_cells(

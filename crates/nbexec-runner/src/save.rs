@@ -32,6 +32,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+/// A checkpoint of a run still going: written like [`write_atomic`], but only to a
+/// regular file (or a new one). A FIFO or device gets the notebook once, at the end:
+/// successive checkpoints would reach its reader as several notebooks end to end.
+pub fn write_checkpoint(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if is_magic(path) {
+        return Ok(());
+    }
+    match fs::metadata(resolve_links(path)?) {
+        Ok(m) if !m.is_file() => Ok(()),
+        _ => write_atomic(path, bytes),
+    }
+}
+
 /// Writes `bytes` to a new private file in the temporary directory (mode 0600,
 /// created exclusively, with an unpredictable name ending in `-<name>`): where an
 /// executed notebook goes when its output path cannot be written.
