@@ -814,7 +814,9 @@ fn id_arguments_are_described_in_help() {
         assert!(text.contains("unique prefix"), "jobs {cmd} --help: {text}");
     }
     let out = run(&["jobs", "--help"]);
-    assert!(stdout(&out).contains("text"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("- text:"), "{}", stdout(&out));
+    let out = run(&["jobs", "-f", "text"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]

@@ -52,7 +52,7 @@ struct ListArgs {
 
 #[derive(Subcommand)]
 enum JobsCommand {
-    /// One job in detail: inputs, messages, results, times, status
+    /// One job in detail: paths, log, parameters, messages, results, times, status
     Show {
         /// The job's id (`j` and 32 characters), or any unique prefix of it
         #[arg(value_name = "ID")]
