@@ -20,7 +20,7 @@ fn open(dir: &Path) -> Result<JobStore, Error> {
 
 /// The ArcGIS `inputs` of this run.
 pub fn inputs_for(input: &Path, parameters: Value, options: &RunOptions) -> Value {
-    let update_item = matches!(&options.output, OutputTarget::File(p) if p == input);
+    let update_item = matches!(&options.output, OutputTarget::File(p) if nbexec_runner::save::same_file(p, input));
     let minutes = options.exec.total_timeout.map(|t| t.as_secs().div_ceil(60));
     inputs_json(
         &input.to_string_lossy(),
@@ -46,6 +46,7 @@ pub fn start(
     if job.exists {
         store
             .set_owner(&job.id, std::process::id())
+            .and_then(|()| store.set_inputs(&job.id, &inputs_for(input, parameters, options)))
             .map_err(|e| Error::Jobs(e.to_string()))?;
     } else {
         store
@@ -153,7 +154,7 @@ pub fn finish(
     let (status, messages, results, code) = match result {
         Ok(done) => {
             let mut results = json!({
-                "outputNotebook": done.saved_to.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                "outputNotebook": done.saved_to.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned()),
                 "kernel": done.kernel,
                 "exitCode": done.outcome.exit_code(),
             });
@@ -329,16 +330,13 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
 
     let store = open(detach.state_dir)?;
     let id = new_job_id();
-    let logs = detach.state_dir.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|source| Error::Write {
-        path: logs.clone(),
-        source,
-    })?;
-    let log_path = logs.join(format!("{id}.log"));
-    let log = std::fs::File::create(&log_path).map_err(|source| Error::Write {
-        path: log_path.clone(),
-        source,
-    })?;
+    let (log_path, log) =
+        nbexec_runner::jobs::create_log_file(detach.state_dir, &id).map_err(|source| {
+            Error::Write {
+                path: nbexec_runner::jobs::log_path(detach.state_dir, &id),
+                source,
+            }
+        })?;
     let log2 = log.try_clone().map_err(|source| Error::Write {
         path: log_path.clone(),
         source,
@@ -380,11 +378,8 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
             .map_err(|e| Error::Usage(format!("cannot hand the run to its process: {e}")))?;
     }
     let url = match detach.output {
-        Some(out) => {
-            let abs = std::path::absolute(&out).unwrap_or(out);
-            format!("file://{}", abs.display())
-        }
-        None => format!("file://{}", log_path.display()),
+        Some(out) => nbexec_runner::jobs::file_url(&out),
+        None => nbexec_runner::jobs::file_url(&log_path),
     };
     Ok(json!({"jobId": id, "jobUrl": url, "status": "success"}))
 }

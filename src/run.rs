@@ -24,9 +24,9 @@ pub enum Output {
 }
 
 impl Output {
-    /// `-` is stdout; anything else a path.
+    /// `-` (or `/dev/stdout`, which names the same thing) is stdout; anything else a path.
     pub fn parse(s: &str) -> Output {
-        if s == "-" {
+        if matches!(s, "-" | "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") {
             Output::Stdout
         } else {
             Output::File(PathBuf::from(s))
@@ -392,13 +392,20 @@ impl Run {
         if self.cancel_on_signals {
             tasks.extend(crate::signals::forward_signals(tx.clone()));
         }
+        // An unusable registry (corrupt, read-only) does not stop a run: it is said
+        // once, and the run goes unrecorded.
         let store = match &self.job {
-            Some(job) => Some(crate::jobs::start(
-                job,
-                &self.input,
-                recorded.parameters,
-                &options,
-            )?),
+            Some(job) => {
+                match crate::jobs::start(job, &self.input, recorded.parameters, &options) {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        warn(&format!(
+                            "{e}; this run is not recorded (--no-record says so quietly)"
+                        ));
+                        None
+                    }
+                }
+            }
             None => None,
         };
         if let (Some(store), Some(job)) = (&store, &self.job) {

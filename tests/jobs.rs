@@ -307,7 +307,7 @@ fn cancelling_a_finished_job_gives_the_arcgis_error_object() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         v,
-        json!({"status": "error", "messages": [format!("Unable to cancel job :[{id}]")], "code": 500})
+        json!({"status": "error", "messages": [format!("Unable to cancel job :[{id}]")], "code": 500, "jobStatus": "COMPLETED"})
     );
 }
 
@@ -455,4 +455,400 @@ fn prune_removes_finished_jobs_older_than_the_retention() {
         json!(1)
     );
     assert!(list(state.path()).is_empty());
+}
+
+/// Records jobs straight in the registry (as a run would), for tests that need many.
+fn seed_jobs(state: &Path, n: usize) -> Vec<String> {
+    use nbexec_runner::jobs::{JobStatus, JobStore, inputs_json, new_job_id};
+    let store = JobStore::open(state).unwrap();
+    (0..n)
+        .map(|i| {
+            let id = new_job_id();
+            let inputs = inputs_json(&format!("/nb/{i}.ipynb"), false, false, None, json!({}));
+            store.create(&id, &inputs).unwrap();
+            store
+                .finish(&id, JobStatus::Completed, &["done".into()], &json!({}), 0)
+                .unwrap();
+            id
+        })
+        .collect()
+}
+
+/// Sets a recorded job's owner directly in the database.
+fn set_owner_raw(state: &Path, id: &str, pid: u32, pid_start: Option<&str>) {
+    let db = rusqlite::Connection::open(state.join("jobs.sqlite3")).unwrap();
+    db.execute(
+        "UPDATE jobs SET status = 'EXECUTING', end_time = 0, pid = ?2, pid_start = ?3 WHERE id = ?1",
+        rusqlite::params![id, pid, pid_start],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_job_whose_owner_cannot_be_proven_is_settled_and_its_pid_never_signalled() {
+    let state = state();
+    let ids = seed_jobs(state.path(), 2);
+    // An unrelated live process holds the recorded pid. SIGUSR1 would kill it.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id();
+    // No recorded start time: identity unprovable. Another start time: a reused pid.
+    set_owner_raw(state.path(), &ids[0], pid, None);
+    set_owner_raw(state.path(), &ids[1], pid, Some("1"));
+    for id in &ids {
+        let (code, text) = jobs(state.path(), &["cancel", id]);
+        assert_eq!(code, Some(1), "{text}");
+        let job = show(state.path(), id);
+        assert_eq!(job["status"], json!("FAILED"), "{job}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "an unrelated process was signalled"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+#[test]
+fn a_corrupt_registry_does_not_stop_a_foreground_run() {
+    let state = state();
+    std::fs::write(
+        state.path().join("jobs.sqlite3"),
+        b"this is not a database, not at all; it is just some text".repeat(100),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![code("print(6 * 7)", &[])]),
+    );
+    let output = dir.path().join("out.ipynb");
+    let out = nbexec()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(err.contains("not recorded"), "{err}");
+    let nb = read_nb(&output);
+    assert_eq!(stream_text(cell_with(&nb, "6 * 7"), "stdout"), "42\n");
+}
+
+#[test]
+fn no_record_leaves_the_registry_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_nb(dir.path(), "in.ipynb", &notebook(vec![code("1", &[])]));
+    let output = dir.path().join("out.ipynb");
+    for (flag, env) in [(Some("--no-record"), None), (None, Some("1"))] {
+        let state = dir.path().join(format!("state-{}", flag.is_some()));
+        let mut cmd = nbexec();
+        cmd.args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+            .arg("--state-dir")
+            .arg(&state)
+            .args(flag);
+        if let Some(v) = env {
+            cmd.env("NBEXEC_NO_RECORD", v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+        assert!(!state.exists(), "{flag:?}/{env:?} created the state dir");
+        assert!(
+            read_nb(&output)["metadata"]["nbexec"]
+                .get("job_id")
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn jobs_lists_a_registry_it_cannot_write() {
+    let state = state();
+    let ids = seed_jobs(state.path(), 1);
+    let _ro = ReadOnlyDir::new(state.path());
+    let (code, text) = jobs(state.path(), &["-f", "json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["asyncNotebookJobs"][0]["jobId"], json!(ids[0]));
+    let (code, _) = jobs(state.path(), &["show", &ids[0]]);
+    assert_eq!(code, Some(0));
+    // A state dir that cannot even be created: no jobs, not an error.
+    let nowhere = state.path().join("sub/dir");
+    let (code, text) = jobs(&nowhere, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.trim(), "no jobs");
+}
+
+#[test]
+fn control_characters_in_names_are_escaped_and_job_urls_percent_encoded() {
+    let state = state();
+    let dir = tempfile::tempdir().unwrap();
+    let name = "evil\x1b[2Jname #1%.ipynb";
+    let input = write_nb(dir.path(), name, &notebook(vec![code("1", &[])]));
+    let output = dir.path().join("out put#%.ipynb");
+    let out = nbexec()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--detach",
+        ])
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = response["jobUrl"].as_str().unwrap();
+    assert!(url.ends_with("/out%20put%23%25.ipynb"), "{url}");
+    assert!(!url.contains(' ') && !url.contains('#'), "{url}");
+    let id = response["jobId"].as_str().unwrap();
+    wait_status(state.path(), id, "COMPLETED", Duration::from_secs(60));
+    for args in [vec![], vec!["show", id]] {
+        let (code, text) = jobs(state.path(), &args);
+        assert_eq!(code, Some(0));
+        assert!(
+            !text.contains('\x1b'),
+            "raw escape printed by jobs {args:?}"
+        );
+        assert!(text.contains("evil\\u{1b}[2Jname"), "{text}");
+    }
+}
+
+#[test]
+fn a_waited_job_is_not_pruned_under_its_waiter() {
+    let state = state();
+    let dir = tempfile::tempdir().unwrap();
+    let (id, _) = detach(
+        state.path(),
+        dir.path(),
+        "w",
+        vec![code("import time\ntime.sleep(2)", &[])],
+    );
+    let waiter = nbexec()
+        .args(["jobs", "wait", &id, "--timeout", "60", "--state-dir"])
+        .arg(state.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiter_pid = waiter.id();
+    // Prune with no retention, over and over, until the waiter is done.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let stop = stop.clone();
+        let state = state.path().to_owned();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let _ = jobs(&state, &["prune", "--older-than", "0s"]);
+            }
+        })
+    };
+    let out = waiter.wait_with_output().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pruner.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "waiter {waiter_pid}: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("COMPLETED"), "{}", stdout(&out));
+    // Once the waiter is gone, the job can be pruned.
+    let (code, _) = jobs(state.path(), &["prune", "--older-than", "0s"]);
+    assert_eq!(code, Some(0));
+    assert!(list(state.path()).is_empty());
+}
+
+#[test]
+fn the_list_says_when_it_is_cut() {
+    let state = state();
+    seed_jobs(state.path(), 53);
+    let (code, text) = jobs(state.path(), &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("showing 50 of 53 jobs; --all for all"),
+        "{text}"
+    );
+    let (_, text) = jobs(state.path(), &["-f", "text", "--all"]);
+    assert!(!text.contains("showing"), "{text}");
+    assert_eq!(text.lines().count(), 54, "{text}");
+    let (_, text) = jobs(state.path(), &["-f", "json"]);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["asyncNotebookJobs"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn job_ids_may_be_given_by_a_unique_prefix() {
+    let state = state();
+    let ids = seed_jobs(state.path(), 2);
+    let prefix = |id: &str| -> String {
+        let other = ids.iter().find(|o| *o != id).unwrap();
+        let common = id
+            .bytes()
+            .zip(other.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        id[..=common].to_owned()
+    };
+    for id in &ids {
+        let job = show(state.path(), &prefix(id));
+        assert_eq!(job["jobId"], json!(id));
+        let (code, text) = jobs(state.path(), &["wait", &prefix(id)]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let out = nbexec()
+        .args(["jobs", "show", "j", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: ") && err.contains("ambiguous"),
+        "{err}"
+    );
+    for id in &ids {
+        assert!(err.contains(id.as_str()), "{err}");
+    }
+}
+
+#[test]
+fn cancel_tells_an_unknown_job_from_a_finished_one() {
+    let state = state();
+    let ids = seed_jobs(state.path(), 1);
+    let out = nbexec()
+        .args(["jobs", "cancel", "jnosuchjob", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        json!({"status": "error", "messages": ["No such job :[jnosuchjob]"], "code": 404})
+    );
+    assert!(stderr(&out).contains("no such job"), "{}", stderr(&out));
+    let (code, text) = jobs(state.path(), &["cancel", &ids[0]]);
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], json!(500));
+    assert_eq!(v["jobStatus"], json!("COMPLETED"));
+}
+
+#[test]
+fn show_gives_absolute_paths_parameters_and_the_log_and_wait_the_reason() {
+    let state = state();
+    let dir = tempfile::tempdir().unwrap();
+    write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![
+            code("x = 1", &["parameters"]),
+            code("raise ValueError('bad x')", &[]),
+        ]),
+    );
+    let out = nbexec()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "in.ipynb",
+            "out.ipynb",
+            "-p",
+            "x",
+            "5",
+            "--secret",
+            "token",
+            "s3cr3t",
+        ])
+        .arg("--detach")
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wait = nbexec()
+        .args(["jobs", "wait", &id, "--timeout", "60", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(wait.status.code(), Some(1));
+    let err = stderr(&wait);
+    assert!(err.contains("ValueError: bad x"), "{err}");
+    let (code, text) = jobs(state.path(), &["show", &id]);
+    assert_eq!(code, Some(0));
+    let canon = dir.path().canonicalize().unwrap();
+    let abs = |name: &str| {
+        [dir.path().join(name), canon.join(name)]
+            .iter()
+            .any(|p| text.contains(p.to_str().unwrap()))
+    };
+    assert!(abs("in.ipynb"), "{text}");
+    assert!(abs("out.ipynb"), "{text}");
+    assert!(text.contains(&format!("logs/{id}.log")), "{text}");
+    assert!(text.contains("x = 5"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+}
+
+#[test]
+fn id_arguments_are_described_in_help() {
+    for cmd in ["show", "cancel", "wait"] {
+        let out = run(&["jobs", cmd, "--help"]);
+        let text = stdout(&out);
+        assert!(text.contains("unique prefix"), "jobs {cmd} --help: {text}");
+    }
+    let out = run(&["jobs", "--help"]);
+    assert!(stdout(&out).contains("- text:"), "{}", stdout(&out));
+    let out = run(&["jobs", "-f", "text"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn update_portal_item_is_told_by_the_file_not_its_spelling() {
+    let state = state();
+    let dir = tempfile::tempdir().unwrap();
+    write_nb(dir.path(), "same.ipynb", &notebook(vec![code("1", &[])]));
+    let abs = dir.path().join("same.ipynb");
+    let other = dir.path().join("other.ipynb");
+    for (output, want) in [
+        ("./same.ipynb", true),
+        (abs.to_str().unwrap(), true),
+        ("sub/../same.ipynb", true),
+        (other.to_str().unwrap(), false),
+    ] {
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        let out = nbexec()
+            .current_dir(dir.path())
+            .args(["run", "same.ipynb", output, "--state-dir"])
+            .arg(state.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let id = read_nb(&dir.path().join(output))["metadata"]["nbexec"]["job_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let job = show(state.path(), &id);
+        assert_eq!(
+            job["inputs"]["updatePortalItem"],
+            json!(want),
+            "{output}: {job}"
+        );
+    }
 }

@@ -212,6 +212,9 @@ pub struct RunArgs {
     /// Where the job registry lives (default: $NBEXEC_STATE_DIR, $XDG_STATE_HOME/nbexec, ~/.local/state/nbexec)
     #[arg(long = "state-dir", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Do not record this run in the job registry (for read-only containers)
+    #[arg(long = "no-record", env = "NBEXEC_NO_RECORD", value_parser = clap::builder::BoolishValueParser::new())]
+    no_record: bool,
     /// Run as the already-recorded job ID (what --detach starts in the background)
     #[arg(long = "job-id", value_name = "ID")]
     job_id: Option<String>,
@@ -505,6 +508,10 @@ pub fn main(args: RunArgs) -> i32 {
         .clone()
         .unwrap_or_else(nbexec::jobs::default_state_dir);
     if args.detach && !args.prepare_only {
+        if args.no_record {
+            error_line("--detach needs the job registry: it cannot go with --no-record");
+            return EXIT_USAGE;
+        }
         return detach(&args, builder, &state_dir, secret_env_vars);
     }
     let job = nbexec::JobSpec {
@@ -512,8 +519,10 @@ pub fn main(args: RunArgs) -> i32 {
         exists: args.job_id.is_some(),
         id: args.job_id.clone().unwrap_or_else(nbexec::jobs::new_job_id),
     };
-    let job_id = Some(job.id.clone());
-    builder = builder.job(Some(job)).cancel_on_signals(true);
+    let job_id = (!args.no_record).then(|| job.id.clone());
+    builder = builder
+        .job((!args.no_record).then_some(job))
+        .cancel_on_signals(true);
 
     if let Some(batch) = &args.batch {
         return run_batch(&builder, batch, args.jobs);

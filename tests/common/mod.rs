@@ -359,3 +359,64 @@ pub fn wait_rust_runtime_started(pid: u32) -> bool {
     }
     false
 }
+
+/// The permission bits of `path` (not following a final symlink).
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Runs the child under `mask` as its umask.
+pub fn with_umask(cmd: &mut Command, mask: u32) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: umask(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask as libc::mode_t);
+            Ok(())
+        })
+    }
+}
+
+/// Makes a directory read-only for as long as the guard lives: immutable when run as
+/// root (whom permission bits do not stop), mode 0555 otherwise.
+pub struct ReadOnlyDir(PathBuf);
+
+impl ReadOnlyDir {
+    pub fn new(dir: &Path) -> ReadOnlyDir {
+        use std::os::unix::fs::PermissionsExt;
+        if unsafe { libc::geteuid() } == 0 {
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chattr +i {} failed", dir.display());
+        } else {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        ReadOnlyDir(dir.to_owned())
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if unsafe { libc::geteuid() } == 0 {
+            let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        } else {
+            let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+/// The start time of process `pid` as nbexec records it (field 22 of its stat).
+pub fn process_start(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().nth(19).unwrap().to_owned()
+}

@@ -120,8 +120,69 @@ pub enum JobError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("no job {0}")]
+    #[error("no such job {0}")]
     NotFound(String),
+    #[error("job id prefix {prefix} is ambiguous: it matches {}", .matches.join(", "))]
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
+}
+
+/// The database file in the state directory.
+const DB_NAME: &str = "jobs.sqlite3";
+
+/// Creates `dir` (and its parents) if needed; the directory itself is made private
+/// (0700): job records hold parameters and logs that are nobody else's business.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+/// Creates the console log of a detached job, `<state dir>/logs/<id>.log`, private to
+/// its user (directory 0700, file 0600).
+pub fn create_log_file(state_dir: &Path, id: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let logs = state_dir.join("logs");
+    create_private_dir(&logs)?;
+    let path = logs.join(format!("{id}.log"));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    Ok((path, file))
+}
+
+/// The log file of job `id` (whether or not it exists: only detached runs have one).
+pub fn log_path(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("logs").join(format!("{id}.log"))
+}
+
+/// A `file://` URL for `path` (made absolute), percent-encoding every byte outside
+/// the unreserved set and `/`.
+pub fn file_url(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut url = String::from("file://");
+    for &b in abs.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 /// The default state directory: `$NBEXEC_STATE_DIR`, else `$XDG_STATE_HOME/nbexec`,
@@ -152,6 +213,9 @@ pub fn now_ms() -> i64 {
 pub struct JobStore {
     conn: Connection,
     path: PathBuf,
+    /// Opened read-only (a read-only state directory): nothing is written, dead
+    /// owners' jobs are shown FAILED without being recorded so.
+    read_only: bool,
 }
 
 const SCHEMA: &str = "
@@ -169,20 +233,35 @@ CREATE TABLE IF NOT EXISTS jobs (
     exit_code INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_submitted ON jobs(submitted);
+CREATE TABLE IF NOT EXISTS waiters (
+    job_id TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pid_start TEXT
+);
 ";
 
 impl JobStore {
     /// Opens (creating if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<JobStore, JobError> {
-        std::fs::create_dir_all(dir).map_err(|source| JobError::Dir {
+        create_private_dir(dir).map_err(|source| JobError::Dir {
             path: dir.to_owned(),
             source,
         })?;
-        let path = dir.join("jobs.sqlite3");
+        let path = dir.join(DB_NAME);
         let db = |source| JobError::Db {
             path: path.clone(),
             source,
         };
+        // Create the file private (0600) before SQLite does: its -wal and -shm files
+        // take the database file's mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
         let conn = Connection::open(&path).map_err(db)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -190,7 +269,67 @@ impl JobStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(JobStore { conn, path })
+        Ok(JobStore {
+            conn,
+            path,
+            read_only: false,
+        })
+    }
+
+    /// Opens the registry in `dir` for reading (`nbexec jobs`): read-write when it
+    /// can be, else read-only (a read-only state directory or file system), else, when
+    /// there is no registry at all, an empty one.
+    pub fn open_for_reading(dir: &Path) -> Result<JobStore, JobError> {
+        use rusqlite::OpenFlags;
+        let first = match JobStore::open(dir) {
+            Ok(store) => return Ok(store),
+            Err(e) => e,
+        };
+        let path = dir.join(DB_NAME);
+        if !path.exists() {
+            if dir.is_dir() || !dir.exists() {
+                let conn = Connection::open_in_memory().map_err(|source| JobError::Db {
+                    path: path.clone(),
+                    source,
+                })?;
+                conn.execute_batch(SCHEMA).map_err(|source| JobError::Db {
+                    path: path.clone(),
+                    source,
+                })?;
+                return Ok(JobStore {
+                    conn,
+                    path,
+                    read_only: true,
+                });
+            }
+            return Err(first);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        // Read-only first; a WAL database whose -shm cannot be created is read as
+        // immutable (no other writer can be running where nothing can be written).
+        let plain = format!("file:{}?mode=ro", uri_path(&path));
+        let immutable = format!("file:{}?immutable=1", uri_path(&path));
+        for uri in [plain, immutable] {
+            if let Ok(conn) = Connection::open_with_flags(&uri, flags) {
+                let _ = conn.busy_timeout(Duration::from_secs(30));
+                if conn
+                    .query_row("SELECT count(*) FROM jobs", [], |r| r.get::<_, i64>(0))
+                    .is_ok()
+                {
+                    return Ok(JobStore {
+                        conn,
+                        path,
+                        read_only: true,
+                    });
+                }
+            }
+        }
+        Err(first)
+    }
+
+    /// Was the registry opened read-only?
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn path(&self) -> &Path {
@@ -223,6 +362,18 @@ impl JobStore {
             .execute(
                 "UPDATE jobs SET pid = ?2, pid_start = ?3 WHERE id = ?1",
                 params![id, pid, process_start(pid)],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// Replaces the job's `inputs` (a detached run learns its parameters only once
+    /// its child has read them).
+    pub fn set_inputs(&self, id: &str, inputs: &Value) -> Result<(), JobError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET inputs = ?2 WHERE id = ?1",
+                params![id, inputs.to_string()],
             )
             .map_err(|e| self.db(e))?;
         Ok(())
@@ -294,12 +445,62 @@ impl JobStore {
     /// One job, with a dead owner's job settled first.
     pub fn get(&self, id: &str) -> Result<Option<Job>, JobError> {
         self.settle_orphans()?;
-        self.conn
+        let row = self
+            .conn
             .query_row("SELECT * FROM jobs WHERE id = ?1", params![id], |r| {
-                Self::row_to_job(r).map(|(j, _)| j)
+                Self::row_to_job(r)
             })
             .optional()
-            .map_err(|e| self.db(e))
+            .map_err(|e| self.db(e))?;
+        Ok(row.map(|(job, start)| self.as_settled(job, start)))
+    }
+
+    /// The full id of the one job whose id starts with `prefix` (an exact id always
+    /// wins); an error naming the matches when there are several.
+    pub fn resolve_id(&self, prefix: &str) -> Result<String, JobError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM jobs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id")
+            .map_err(|e| self.db(e))?;
+        let ids = stmt
+            .query_map(params![prefix], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        if prefix.is_empty() {
+            return Err(JobError::NotFound(prefix.to_owned()));
+        }
+        if ids.iter().any(|id| id == prefix) {
+            return Ok(prefix.to_owned());
+        }
+        match ids.len() {
+            0 => Err(JobError::NotFound(prefix.to_owned())),
+            1 => Ok(ids.into_iter().next().unwrap_or_default()),
+            _ => Err(JobError::Ambiguous {
+                prefix: prefix.to_owned(),
+                matches: ids,
+            }),
+        }
+    }
+
+    /// In a read-only registry, an unfinished job whose owner is gone is shown as
+    /// settle_orphans would record it.
+    fn as_settled(&self, mut job: Job, pid_start: Option<String>) -> Job {
+        if self.read_only
+            && !job.status.is_finished()
+            && let Some(pid) = job.pid
+            && !owner_alive(pid, pid_start.as_deref())
+        {
+            job.status = if job.status == JobStatus::Cancelling {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Failed
+            };
+            job.messages.push(format!(
+                "the nbexec process ({pid}) running this job ended without finishing it"
+            ));
+        }
+        job
     }
 
     /// Jobs, newest first: all, or only those not finished.
@@ -310,11 +511,12 @@ impl JobStore {
             .prepare("SELECT * FROM jobs ORDER BY submitted DESC, id")
             .map_err(|e| self.db(e))?;
         let rows = stmt
-            .query_map([], |r| Self::row_to_job(r).map(|(j, _)| j))
+            .query_map([], Self::row_to_job)
             .map_err(|e| self.db(e))?;
         let mut jobs = Vec::new();
-        for job in rows {
-            let job = job.map_err(|e| self.db(e))?;
+        for row in rows {
+            let (job, start) = row.map_err(|e| self.db(e))?;
+            let job = self.as_settled(job, start);
             if all || !job.status.is_finished() {
                 jobs.push(job);
             }
@@ -324,6 +526,9 @@ impl JobStore {
 
     /// Marks FAILED every unfinished job whose owning process is gone.
     pub fn settle_orphans(&self) -> Result<usize, JobError> {
+        if self.read_only {
+            return Ok(0);
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT * FROM jobs WHERE status IN ('SUBMITTED', 'EXECUTING', 'CANCELLING')")
@@ -367,6 +572,16 @@ impl JobStore {
         let Some(job) = self.get(id)? else {
             return Ok(false);
         };
+        let pid_start: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT pid_start FROM jobs WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?
+            .flatten();
         if !matches!(
             job.status,
             JobStatus::Submitted | JobStatus::Executing | JobStatus::Cancelling
@@ -379,9 +594,15 @@ impl JobStore {
                 params![id],
             )
             .map_err(|e| self.db(e))?;
-        if let Some(pid) = job.pid {
-            // SAFETY: kill(2) with a pid read from the registry; a stale pid was ruled
-            // out by `get` (settle_orphans) just above.
+        // Signal only a process proven to be the job's owner: a positive pid whose
+        // start time is the one recorded. Anything else (a reused pid, no recorded
+        // start time) is left alone; the owner, if any, polls the registry anyway.
+        if let Some(pid) = job
+            .pid
+            .filter(|p| *p > 0 && *p <= i64::from(libc::pid_t::MAX))
+            && owner_alive(pid, pid_start.as_deref())
+        {
+            // SAFETY: kill(2) on a single positive pid whose identity was just checked.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGUSR1);
             }
@@ -402,20 +623,77 @@ impl JobStore {
     }
 
     /// Deletes finished jobs that ended more than `older_than` ago; returns how many.
+    /// Deletes finished jobs that ended more than `older_than` ago; returns how many.
+    /// A job someone waits for (`nbexec jobs wait`) is kept until the waiter has read it.
     pub fn prune(&self, older_than: Duration) -> Result<usize, JobError> {
+        self.forget_dead_waiters()?;
         let cutoff = now_ms() - older_than.as_millis() as i64;
         self.conn
             .execute(
-                "DELETE FROM jobs WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND end_time < ?1",
+                "DELETE FROM jobs WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND end_time < ?1
+                 AND id NOT IN (SELECT job_id FROM waiters)",
                 params![cutoff],
             )
             .map_err(|e| self.db(e))
+    }
+
+    /// This process waits for job `id`: it is not pruned until [`JobStore::unwait`].
+    pub fn wait_for(&self, id: &str) -> Result<(), JobError> {
+        let pid = std::process::id() as i64;
+        self.conn
+            .execute(
+                "INSERT INTO waiters (job_id, pid, pid_start) VALUES (?1, ?2, ?3)",
+                params![id, pid, process_start(pid)],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// This process no longer waits for job `id`.
+    pub fn unwait(&self, id: &str) -> Result<(), JobError> {
+        self.conn
+            .execute(
+                "DELETE FROM waiters WHERE job_id = ?1 AND pid = ?2",
+                params![id, std::process::id() as i64],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// Drops the wait marks of waiters that died (killed while waiting).
+    fn forget_dead_waiters(&self) -> Result<(), JobError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rowid, pid, pid_start FROM waiters")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        for (rowid, pid, start) in rows {
+            if !owner_alive(pid, start.as_deref()) {
+                self.conn
+                    .execute("DELETE FROM waiters WHERE rowid = ?1", params![rowid])
+                    .map_err(|e| self.db(e))?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// The start time of a process (field 22 of /proc/PID/stat), to tell a reused pid
 /// from the original owner.
-fn process_start(pid: i64) -> Option<String> {
+pub fn process_start(pid: i64) -> Option<String> {
+    if pid <= 0 {
+        return None;
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     // Fields after the command: state is field 3, starttime field 22.
@@ -423,6 +701,9 @@ fn process_start(pid: i64) -> Option<String> {
 }
 
 fn owner_alive(pid: i64, recorded_start: Option<&str>) -> bool {
+    if pid <= 0 {
+        return false;
+    }
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -432,10 +713,20 @@ fn owner_alive(pid: i64, recorded_start: Option<&str>) -> bool {
     if state == Some("Z") || state == Some("X") {
         return false;
     }
+    // Without a recorded start time the owner's identity cannot be proven: a pid
+    // alone may long since belong to another process.
     match recorded_start {
         Some(start) => process_start(pid).as_deref() == Some(start),
-        None => true,
+        None => false,
     }
+}
+
+/// `path` for a `file:` URI (percent-encoding what a URI path may not hold).
+fn uri_path(path: &Path) -> String {
+    file_url(path)
+        .strip_prefix("file://")
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The ArcGIS `inputs` of a run.
@@ -447,6 +738,10 @@ pub fn inputs_json(
     parameters: Value,
 ) -> Value {
     let mut m = Map::new();
+    // Absolute, so `nbexec jobs show` means the same file from any directory.
+    let item = std::path::absolute(item)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| item.to_owned());
     m.insert("itemId".into(), Value::from(item));
     m.insert("updatePortalItem".into(), Value::Bool(update_item));
     m.insert("saveInjectedParameters".into(), Value::Bool(save_injected));

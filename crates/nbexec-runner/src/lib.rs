@@ -529,7 +529,7 @@ pub async fn run_with_kernel(
                 redact_outputs(&mut copy, &redact);
                 notebook_bytes(&copy, strip, injected_source.as_deref())
             };
-            let _ = save::write_atomic(path, &bytes);
+            let _ = save::write_checkpoint(path, &bytes);
         }
     };
     let outcome = execute_cells(
@@ -663,15 +663,13 @@ async fn finish(
         }),
         Err((path, source)) => {
             // Keep the work: write it where it can be written, and say where.
-            let fallback = std::env::temp_dir().join(format!(
-                "nbexec-{}-{}",
-                std::process::id(),
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "output.ipynb".into())
-            ));
-            match save::write_atomic(&fallback, &bytes) {
-                Ok(()) => Err(RunError::SavedToFallback {
+            // A private, unpredictable file (0600, created exclusively).
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "output.ipynb".into());
+            match save::write_fallback(&name, &bytes) {
+                Ok(fallback) => Err(RunError::SavedToFallback {
                     path,
                     source,
                     fallback,
