@@ -262,19 +262,34 @@ fn a_detached_run_goes_submitted_to_completed_and_wait_returns_its_exit_code() {
 fn cancel_from_another_process_stops_the_run_saves_it_and_leaves_no_kernel() {
     let state = state();
     let dir = tempfile::tempdir().unwrap();
+    // The sleeping cell marks that it has begun, so the test cancels it there
+    // whatever the machine's load (a fixed pause was too short on a busy machine).
+    let marker = dir.path().join("sleeping");
     let (id, output) = detach(
         state.path(),
         dir.path(),
         "long",
         vec![
             code("print('started', flush=True)", &[]),
-            code("import time\ntime.sleep(60)", &[]),
+            code(
+                &format!(
+                    "import pathlib, time\npathlib.Path({:?}).touch()\ntime.sleep(60)",
+                    marker.to_str().unwrap()
+                ),
+                &[],
+            ),
             code("print('never')", &[]),
         ],
     );
     wait_status(state.path(), &id, "EXECUTING", Duration::from_secs(30));
-    // Let the kernel reach the sleeping cell.
-    std::thread::sleep(Duration::from_millis(1500));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the kernel never reached the sleeping cell"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (code, text) = jobs(state.path(), &["cancel", &id]);
     assert_eq!(code, Some(0));
     assert_eq!(
