@@ -10,6 +10,17 @@ use crate::inspect::ParamSpec;
 use crate::prepare::{EsriRendering, ParamType, TypeHints, prepare};
 use crate::sources::Parameters;
 use crate::translate::{Translator, find_translator};
+use crate::value::Value;
+
+/// Does a `parameters` cell default make an aware datetime (`tzinfo=`, `timezone`,
+/// `tz=`, `ZoneInfo`, `pytz`)? `datetime.utcnow()` is naive and does not count.
+fn default_is_aware(spec: &ParamSpec) -> bool {
+    spec.default.as_deref().is_some_and(|d| {
+        ["tzinfo", "timezone", "tz=", "ZoneInfo", "pytz"]
+            .iter()
+            .any(|k| d.contains(k))
+    })
+}
 
 /// The tag of the cell that declares the notebook's parameters and their defaults.
 pub const PARAMETERS_TAG: &str = "parameters";
@@ -262,6 +273,7 @@ pub fn inject(
         },
     };
     let mut notebook_datetimes = Vec::new();
+    let mut specs: &[ParamSpec] = &[];
     if let Some(inspection) = &inspection {
         let unknown: Vec<String> = params
             .names()
@@ -278,6 +290,7 @@ pub fn inject(
         );
         if let Some(i) = inspection {
             notebook_datetimes = i.datetime_names();
+            specs = &i.parameters;
         }
     }
 
@@ -287,8 +300,27 @@ pub fn inject(
         esri: options.esri,
         geojson: options.geojson.clone(),
     };
-    let (values, prepare_warnings) = prepare(params, &hints)?;
+    let (mut values, prepare_warnings) = prepare(params, &hints)?;
     warnings.extend(prepare_warnings);
+    for (name, value) in &mut values {
+        let Some(spec) = specs.iter().rev().find(|s| s.name == *name) else {
+            continue;
+        };
+        if options.declared_types.iter().any(|(n, _)| n == name) {
+            // `--param-type` wins over the notebook and is checked by `prepare`.
+            continue;
+        }
+        if let Value::DateTime(dt) = value
+            && dt.is_naive()
+            && default_is_aware(spec)
+        {
+            // The notebook compares with an aware default: take the naive time as UTC.
+            *dt = dt.to_utc().ok_or_else(|| ParamError::Date {
+                name: name.clone(),
+                problem: format!("{dt} is outside years 1-9999 in UTC"),
+            })?;
+        }
+    }
     let source = translator.render(&values, &options.comment)?;
 
     let (index, placement) = place_injected_cell(nb, &source, options.report_mode);

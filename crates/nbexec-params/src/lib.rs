@@ -46,7 +46,7 @@ pub mod yaml;
 pub use coerce::{
     PYTHON_KEYWORDS, check_name, coerce_papermill, is_identifier, python_float, python_int,
 };
-pub use datetime::UtcDateTime;
+pub use datetime::{DateTime, UtcDateTime};
 pub use error::{NameProblem, Origin, ParamError, Warning};
 pub use esri::{EsriError, GeoJsonOptions};
 pub use inject::{

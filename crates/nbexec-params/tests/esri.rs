@@ -476,8 +476,8 @@ fn arcgis_rendering_builds_a_feature_set_with_its_import() {
     let cell = PythonTranslator.render(&prepared, "Parameters").unwrap();
     assert_eq!(
         cell,
-        "# Parameters\nfrom arcgis.features import FeatureSet\nn = 1\n\
-         fs = FeatureSet.from_dict({\"geometryType\": \"esriGeometryPoint\", \"fields\": [], \"features\": []})\n"
+        "# Parameters\nfrom arcgis.features import FeatureSet as __nbexec_FeatureSet\nn = 1\n\
+         fs = __nbexec_FeatureSet.from_dict({\"geometryType\": \"esriGeometryPoint\", \"fields\": [], \"features\": []})\n"
     );
     // Not expressible in R: a clear error naming the parameter.
     let err = nbexec_params::RTranslator
@@ -566,8 +566,8 @@ fn date_cell(
 }
 
 #[test]
-fn dates_become_utc_datetimes_when_declared() {
-    let want = "# Parameters\nimport datetime\nwhen = datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=datetime.timezone.utc)\n";
+fn dates_become_datetimes_when_declared() {
+    let want = "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=__nbexec_datetime.timezone.utc)\n";
     assert_eq!(
         date_cell(Value::int(1_640_908_800_000), Some(ParamType::Date), false).unwrap(),
         want
@@ -576,13 +576,20 @@ fn dates_become_utc_datetimes_when_declared() {
         date_cell(Value::int(1_640_908_800_000), None, true).unwrap(),
         want
     );
+    // An offset is kept as written, not converted to UTC.
     assert_eq!(
         date_cell(Value::str("2021-12-31T01:00:00+01:00"), None, true).unwrap(),
-        want
+        "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 1, 0, 0, \
+         tzinfo=__nbexec_datetime.timezone(__nbexec_datetime.timedelta(hours=1)))\n"
+    );
+    // No offset: naive, as papermill users' defaults usually are.
+    assert_eq!(
+        date_cell(Value::str("2021-12-31T01:00"), None, true).unwrap(),
+        "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 1, 0, 0)\n"
     );
     assert_eq!(
         date_cell(Value::int(1_640_908_800_123), Some(ParamType::Date), false).unwrap(),
-        "# Parameters\nimport datetime\nwhen = datetime.datetime(2021, 12, 31, 0, 0, 0, 123000, tzinfo=datetime.timezone.utc)\n"
+        "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 0, 0, 0, 123000, tzinfo=__nbexec_datetime.timezone.utc)\n"
     );
     // Not declared: the integer as is.
     assert_eq!(
