@@ -129,3 +129,56 @@ fn names_that_shadow_the_injected_cells_imports_do_not_break_it() {
         "# Parameters\nratio = float('nan')\n"
     );
 }
+
+#[test]
+fn values_that_do_not_fit_the_declared_type_warn_or_fail_with_strict() {
+    let cells = || {
+        vec![
+            code(
+                "verbose = False\nn = 3\nratio: float = 0.5\nlabel = None\n",
+                &["parameters"],
+            ),
+            code("print(bool(verbose), n, ratio)\n", &[]),
+        ]
+    };
+    let args = [
+        "-y",
+        "verbose: no",
+        "-p",
+        "n",
+        "2",
+        "-p",
+        "ratio",
+        "1",
+        "-p",
+        "label",
+        "7",
+    ];
+    let (out, nb) = run_cells(cells(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: parameter 'verbose' is str \"no\", but the notebook expects bool (from its default False); \
+             \"no\" is a boolean only in YAML 1.1 (nbexec reads YAML 1.2): write false in YAML or JSON, False with -p"
+        ],
+        "{err}"
+    );
+    assert_eq!(
+        stream_text(cell_with(&nb.unwrap(), "print(bool"), "stdout"),
+        "True 2 1\n"
+    );
+
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    let (out, _) = run_cells(cells(), &strict);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: parameter 'verbose' is str \"no\", but the notebook expects bool"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -10,6 +10,7 @@ use crate::inspect::ParamSpec;
 use crate::prepare::{EsriRendering, ParamType, TypeHints, prepare};
 use crate::sources::Parameters;
 use crate::translate::{Translator, find_translator};
+use crate::typecheck;
 use crate::value::Value;
 
 /// Does a `parameters` cell default make an aware datetime (`tzinfo=`, `timezone`,
@@ -191,7 +192,8 @@ pub struct InjectOptions {
     pub language: Option<String>,
     /// The comment on the cell's first line (papermill: `Parameters`).
     pub comment: String,
-    /// `--strict`: unknown parameter names are an error, not a warning.
+    /// `--strict`: unknown parameter names, and values that do not fit the type the
+    /// `parameters` cell declares, are an error, not a warning.
     pub strict: bool,
     /// `--report-mode`: hide the injected cell's source.
     pub report_mode: bool,
@@ -319,6 +321,18 @@ pub fn inject(
                 name: name.clone(),
                 problem: format!("{dt} is outside years 1-9999 in UTC"),
             })?;
+        }
+        if let Some(message) = typecheck::mismatch(spec, value) {
+            if options.strict {
+                return Err(ParamError::DeclaredType {
+                    name: name.clone(),
+                    message,
+                });
+            }
+            warnings.push(Warning::DeclaredType {
+                name: name.clone(),
+                message,
+            });
         }
     }
     let source = translator.render(&values, &options.comment)?;

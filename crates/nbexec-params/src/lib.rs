@@ -40,6 +40,7 @@ mod prepare;
 mod pyrepr;
 mod sources;
 mod translate;
+mod typecheck;
 mod value;
 pub mod yaml;
 

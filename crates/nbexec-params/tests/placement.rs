@@ -384,6 +384,47 @@ fn errors_leave_the_notebook_unchanged() {
 }
 
 #[test]
+fn values_that_do_not_fit_the_declared_type_warn_or_fail_with_strict() {
+    let cell = "verbose = False\nn = 3\nratio: float = 0.5\nlabel: Optional[str] = None\n\
+                items = []  # type: List[str]\nanything = None\n";
+    let mut sources = ParameterSources::new();
+    sources
+        .yaml("verbose: no\nanything: [1]")
+        .param("n", "2")
+        .param("ratio", "1")
+        .param("label", "None")
+        .raw("items", "a");
+    let (p, _) = sources.build().unwrap();
+    let mut nb = python_nb(vec![code(cell, &["parameters"])]);
+    let done = run(&mut nb, &p);
+    let texts: Vec<String> = done.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        texts,
+        [
+            "parameter 'verbose' is str \"no\", but the notebook expects bool (from its default False); \
+             \"no\" is a boolean only in YAML 1.1 (nbexec reads YAML 1.2): write false in YAML or JSON, False with -p",
+            "parameter 'items' is str, but the notebook expects list (from its type comment List[str])",
+        ]
+    );
+    // The value is still injected as given.
+    assert!(nb.cells()[1].source().contains("verbose = \"no\"\n"));
+
+    let mut options = InjectOptions::default();
+    options.strict = true;
+    let mut nb = python_nb(vec![code(cell, &["parameters"])]);
+    let err = inject(&mut nb, &p, &options).unwrap_err();
+    assert!(matches!(err, ParamError::DeclaredType { ref name, .. } if name == "verbose"));
+    assert_eq!(nb.cells().len(), 1, "nothing injected on error");
+
+    // A --param-type declaration wins over the notebook's type.
+    let mut options = InjectOptions::default();
+    options.declared_types = vec![("verbose".into(), ParamType::String)];
+    let mut nb = python_nb(vec![code(cell, &["parameters"])]);
+    let (p, _) = ParameterSources::new().yaml("verbose: no").build().unwrap();
+    assert!(inject(&mut nb, &p, &options).unwrap().warnings.is_empty());
+}
+
+#[test]
 fn naive_dates_become_utc_only_where_the_default_is_aware() {
     let mut nb = python_nb(vec![code(
         "import datetime\n\
