@@ -49,6 +49,9 @@ pub(crate) struct Injection {
     pub parameters: Value,
     /// The injected cell's source with secrets redacted, when there are secrets.
     pub saved_source: Option<String>,
+    /// Checks the kernel must pass before the cells run (packages the injected
+    /// cell imports).
+    pub preflight: Vec<nbexec_runner::Preflight>,
 }
 
 /// What nbexec writes in place of a secret's value.
@@ -162,12 +165,31 @@ pub(crate) fn inject(
             pm.insert("parameters".into(), recorded.clone());
         }
     }
+    let preflight = done.requires.iter().map(|m| package_check(m)).collect();
     Ok(Injection {
         output_path,
         warnings,
         parameters: recorded,
         saved_source,
+        preflight,
     })
+}
+
+/// A silent check that the kernel can find `package` (without importing it), with
+/// what to do instead when it cannot. Only `arcgis` is asked for today (the `arcgis`
+/// FeatureSet rendering).
+fn package_check(package: &str) -> nbexec_runner::Preflight {
+    let code = format!(
+        "import importlib.util as __nbexec_importlib_util\n\
+         try:\n    if __nbexec_importlib_util.find_spec({package:?}) is None:\n        \
+         raise ModuleNotFoundError({package:?})\n\
+         finally:\n    del __nbexec_importlib_util\n"
+    );
+    let failure = format!(
+        "--featureset-format {package} needs the {package:?} package, which the kernel cannot import: \
+         install it in the kernel's environment, or use --featureset-format esri (an Esri JSON dict) or geojson"
+    );
+    nbexec_runner::Preflight { code, failure }
 }
 
 /// Fills `{name}` in a path from the parameters, as papermill's `str.format` does

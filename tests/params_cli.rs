@@ -182,3 +182,128 @@ fn values_that_do_not_fit_the_declared_type_warn_or_fail_with_strict() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// A point FeatureSet of `n` features, as Esri JSON text.
+fn point_feature_set(n: usize) -> String {
+    let features: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"geometry": {{"x": {}.5, "y": 34.25}}, "attributes": {{"OBJECTID": {i}, "name": "parcel number {i:06}"}}}}"#,
+                -117 - (i % 50) as i64
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"geometryType": "esriGeometryPoint", "spatialReference": {{"wkid": 4326}}, "fields": [{{"name": "OBJECTID", "type": "esriFieldTypeOID"}}], "features": [{}]}}"#,
+        features.join(", ")
+    )
+}
+
+fn feature_set_cells() -> Vec<serde_json::Value> {
+    vec![
+        code("fs = None\nn = 0\n", &["parameters"]),
+        code(
+            "print(type(fs).__name__, len(fs['features']) if isinstance(fs, dict) else fs.n, n)\n",
+            &[],
+        ),
+    ]
+}
+
+#[test]
+fn esri_json_is_validated_in_the_default_rendering_too() {
+    for (fs, message) in [
+        (
+            r#"{"geometryType": "esriGeometryBanana", "features": []}"#,
+            "error: parameter \"fs\": geometryType \"esriGeometryBanana\" is not one of \
+             esriGeometryPoint, esriGeometryMultipoint, esriGeometryPolyline, \
+             esriGeometryPolygon, esriGeometryEnvelope",
+        ),
+        (
+            r#"{"geometryType": "esriGeometryPoint", "fields": [], "features": [{"geometry": {"x": "one", "y": 2}}]}"#,
+            "error: parameter \"fs\": feature 0: x is str, not a number",
+        ),
+    ] {
+        for format in ["esri", "arcgis", "geojson"] {
+            let json = format!(r#"{{"fs": {fs}}}"#);
+            let (out, _) = run_cells(
+                feature_set_cells(),
+                &["-j", &json, "--featureset-format", format],
+            );
+            assert_eq!(out.status.code(), Some(2), "{format}: {}", stderr(&out));
+            assert_eq!(stderr(&out).trim_end(), message, "{format}");
+        }
+    }
+    // A point in a polygon set is converted (each geometry says what it is), with a
+    // warning.
+    let json = r#"{"fs": {"geometryType": "esriGeometryPolygon", "fields": [], "features": [{"geometry": {"x": 1, "y": 2}}]}}"#;
+    let (out, nb) = run_cells(feature_set_cells(), &["-j", json]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).lines().any(|l| l
+            == "warning: parameter 'fs': feature 0: geometry is a point (x/y) but the \
+                feature set's geometryType is esriGeometryPolygon"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stream_text(cell_with(&nb.unwrap(), "print(type"), "stdout"),
+        "dict 1 0\n"
+    );
+}
+
+#[test]
+fn arcgis_rendering_checks_for_the_package_before_any_cell_runs() {
+    let json = format!(r#"{{"fs": {}, "n": 1}}"#, point_feature_set(2));
+    let (out, nb) = run_cells(
+        feature_set_cells(),
+        &["-j", &json, "--featureset-format", "arcgis"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines().any(|l| l
+            == "error: --featureset-format arcgis needs the \"arcgis\" package, which the kernel \
+                cannot import: install it in the kernel's environment, or use \
+                --featureset-format esri (an Esri JSON dict) or geojson"),
+        "{err}"
+    );
+    // The notebook is written; no cell ran.
+    let nb = nb.expect("output notebook written");
+    assert!(
+        nb["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["execution_count"].is_null()),
+        "{nb}"
+    );
+    assert_kernel_gone(&nb);
+
+    // With a package of that name on the kernel's path the run goes ahead, and the
+    // silent check leaves no trace (the first cell is In [1]).
+    let pkg = tmp();
+    std::fs::create_dir(pkg.path().join("arcgis")).unwrap();
+    std::fs::write(pkg.path().join("arcgis/__init__.py"), "").unwrap();
+    std::fs::write(
+        pkg.path().join("arcgis/features.py"),
+        "class FeatureSet:\n    def __init__(self, d):\n        self.n = len(d['features'])\n\
+         \n    @classmethod\n    def from_dict(cls, d):\n        return cls(d)\n",
+    )
+    .unwrap();
+    let dir = tmp();
+    let input = write_nb(dir.path(), "in.ipynb", &notebook(feature_set_cells()));
+    let output = dir.path().join("out.ipynb");
+    let out = nbexec()
+        .args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+        .args(["-j", &json, "--featureset-format", "arcgis"])
+        .env("PYTHONPATH", pkg.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let nb = read_nb(&output);
+    assert_eq!(
+        stream_text(cell_with(&nb, "print(type"), "stdout"),
+        "FeatureSet 2 1\n"
+    );
+    assert_eq!(nb["cells"][0]["execution_count"], 1);
+}

@@ -154,6 +154,8 @@ pub enum Warning {
     /// (annotation, type comment or default); the message says what was given and
     /// what was expected.
     DeclaredType { name: String, message: String },
+    /// A FeatureSet feature whose geometry is not of the set's `geometryType`.
+    GeometryType { name: String, note: String },
 }
 
 impl fmt::Display for Warning {
@@ -177,6 +179,7 @@ impl fmt::Display for Warning {
                 "parameter '{name}': spatial reference {reference} is not WGS84; GeoJSON coordinates kept as they are"
             ),
             Warning::DeclaredType { message, .. } => f.write_str(message),
+            Warning::GeometryType { name, note } => write!(f, "parameter '{name}': {note}"),
         }
     }
 }

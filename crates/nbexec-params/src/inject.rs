@@ -5,7 +5,7 @@ use nbexec_format::{Cell, Notebook};
 use serde_json::Value as Json;
 
 use crate::error::{ParamError, Warning};
-use crate::esri::GeoJsonOptions;
+use crate::esri::{self, GeoJsonOptions};
 use crate::inspect::ParamSpec;
 use crate::prepare::{EsriRendering, ParamType, TypeHints, prepare};
 use crate::sources::Parameters;
@@ -230,6 +230,10 @@ pub struct Injected {
     pub source: Option<String>,
     /// Warnings, in the order they arose.
     pub warnings: Vec<Warning>,
+    /// Packages outside the standard library that the injected cell imports
+    /// (`arcgis` for the `arcgis` FeatureSet rendering), for the caller to check on
+    /// the kernel before running anything.
+    pub requires: Vec<String>,
 }
 
 /// Injects `params` into the notebook: picks the translator (kernel name, then
@@ -302,6 +306,28 @@ pub fn inject(
         esri: options.esri,
         geojson: options.geojson.clone(),
     };
+    // The Esri JSON is checked whatever it is rendered as (the `esri` and
+    // `arcgis` renderings pass it on as it is), with the GeoJSON rendering's
+    // messages.
+    for (name, value) in params.iter() {
+        let is_feature_set = match hints.declared.iter().rev().find(|(n, _)| n == name) {
+            Some((_, t)) => matches!(t, ParamType::FeatureSet | ParamType::RecordSet),
+            None => esri::looks_like_feature_set(value),
+        };
+        if is_feature_set && matches!(value.get("features"), Some(Value::List(_))) {
+            let note = esri::validate_feature_set(value).map_err(|e| ParamError::Esri {
+                name: name.to_owned(),
+                feature: e.feature,
+                problem: e.problem,
+            })?;
+            if let Some(note) = note {
+                warnings.push(Warning::GeometryType {
+                    name: name.to_owned(),
+                    note,
+                });
+            }
+        }
+    }
     let (mut values, prepare_warnings) = prepare(params, &hints)?;
     warnings.extend(prepare_warnings);
     for (name, value) in &mut values {
@@ -336,6 +362,14 @@ pub fn inject(
         }
     }
     let source = translator.render(&values, &options.comment)?;
+    let requires = if values
+        .iter()
+        .any(|(_, v)| matches!(v, Value::FeatureSet(_)))
+    {
+        vec!["arcgis".to_owned()]
+    } else {
+        Vec::new()
+    };
 
     let (index, placement) = place_injected_cell(nb, &source, options.report_mode);
     if placement == Placement::Top {
@@ -346,5 +380,6 @@ pub fn inject(
         cell: Some((index, placement)),
         source: Some(source),
         warnings,
+        requires,
     })
 }
