@@ -19,7 +19,9 @@ pub struct ParamSources {
     pub files: Vec<PathBuf>,
     /// `-y`: YAML text.
     pub yaml: Vec<String>,
-    /// `-j`: JSON objects (ArcGIS `notebookParameters`).
+    /// `-j`: JSON objects (ArcGIS `notebookParameters`); `@PATH` reads the object
+    /// from a file and `-` from standard input (for FeatureSets too large for a
+    /// command line).
     pub json: Vec<String>,
     /// `-p NAME VALUE`: typed as papermill does.
     pub typed: Vec<(String, String)>,
@@ -89,8 +91,9 @@ pub(crate) fn inject(
     for y in &sources.yaml {
         merged.yaml(y.clone());
     }
+    let mut stdin_read = false;
     for j in &sources.json {
-        merged.json(j.clone());
+        merged.json(json_argument(j, input_path, &mut stdin_read)?);
     }
     for (name, value) in &sources.typed {
         merged.param(name.clone(), value.clone());
@@ -173,6 +176,37 @@ pub(crate) fn inject(
         saved_source,
         preflight,
     })
+}
+
+/// The text of one `-j` argument: the JSON itself, `@PATH` for a file's contents, or
+/// `-` for standard input (once, and not when the notebook comes from there too). A
+/// JSON object never starts with `@` or is `-`, so nothing is ambiguous.
+fn json_argument(arg: &str, input_path: &str, stdin_read: &mut bool) -> Result<String, Error> {
+    if let Some(path) = arg.strip_prefix('@') {
+        let path = PathBuf::from(path);
+        return std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source });
+    }
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    if input_path == "-" {
+        return Err(Error::Usage(
+            "-j - and the input notebook cannot both come from standard input".into(),
+        ));
+    }
+    if std::mem::replace(stdin_read, true) {
+        return Err(Error::Usage(
+            "-j - is given more than once: standard input can be read only once".into(),
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).map_err(|source| {
+        Error::Read {
+            path: PathBuf::from("<stdin> (-j -)"),
+            source,
+        }
+    })?;
+    Ok(text)
 }
 
 /// A silent check that the kernel can find `package` (without importing it), with

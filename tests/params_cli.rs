@@ -210,6 +210,86 @@ fn feature_set_cells() -> Vec<serde_json::Value> {
 }
 
 #[test]
+fn json_parameters_come_from_a_file_or_standard_input() {
+    // Too large for one command-line argument (Linux caps each at 128 KiB).
+    let big = format!(r#"{{"fs": {}, "n": 3}}"#, point_feature_set(3000));
+    assert!(big.len() > 200_000);
+    let dir = tmp();
+    let params = dir.path().join("params.json");
+    std::fs::write(&params, &big).unwrap();
+    let at = format!("@{}", params.display());
+    let (out, nb) = run_cells(feature_set_cells(), &["-j", &at]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stream_text(cell_with(&nb.unwrap(), "print(type"), "stdout"),
+        "dict 3000 3\n"
+    );
+
+    // Standard input, merged in -j order with an inline object.
+    let input = write_nb(dir.path(), "in.ipynb", &notebook(feature_set_cells()));
+    let output = dir.path().join("out.ipynb");
+    let mut child = nbexec()
+        .args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+        .args(["-j", "-", "-j", r#"{"n": 7}"#])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(big.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stream_text(cell_with(&read_nb(&output), "print(type"), "stdout"),
+        "dict 3000 7\n"
+    );
+}
+
+#[test]
+fn json_parameter_sources_that_cannot_work_are_usage_errors() {
+    let dir = tmp();
+    let input = write_nb(dir.path(), "in.ipynb", &notebook(feature_set_cells()));
+    let input = input.to_str().unwrap();
+    let output = dir.path().join("out.ipynb");
+    let output = output.to_str().unwrap();
+    let missing = dir.path().join("missing.json");
+    let at_missing = format!("@{}", missing.display());
+    for (args, message) in [
+        (
+            vec!["run", input, output, "-j", &at_missing],
+            format!("error: cannot read {}: ", missing.display()),
+        ),
+        (
+            vec!["run", input, output, "-j", "-", "-j", "-"],
+            "error: -j - is given more than once: standard input can be read only once".into(),
+        ),
+        (
+            vec!["run", "-", output, "-j", "-"],
+            "error: -j - and the input notebook cannot both come from standard input".into(),
+        ),
+        (
+            vec!["run", input, output, "-j", "-", "--detach"],
+            "error: -j - cannot be used with --detach: write the JSON to a file and pass -j @FILE"
+                .into(),
+        ),
+    ] {
+        let out = nbexec()
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.starts_with(&message), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn esri_json_is_validated_in_the_default_rendering_too() {
     for (fs, message) in [
         (
