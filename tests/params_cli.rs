@@ -35,14 +35,16 @@ fn dates_keep_what_was_written_and_compare_with_the_defaults() {
                  start = datetime.datetime(2024, 1, 1)\n\
                  stamp = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)\n\
                  local = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)\n\
-                 epoch = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)\n",
+                 epoch = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)\n\
+                 day = datetime.date(2024, 1, 1)\n",
                 &["parameters"],
             ),
             code(
                 "print(start > datetime.datetime(2024, 1, 1), start.isoformat())\n\
                  print(stamp > datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc), stamp.isoformat())\n\
                  print(local > stamp, local.isoformat())\n\
-                 print(epoch == stamp, epoch.isoformat())\n",
+                 print(epoch == stamp, epoch.isoformat())\n\
+                 print(day > datetime.date(2024, 1, 1), repr(day))\n",
                 &[],
             ),
         ],
@@ -58,6 +60,9 @@ fn dates_keep_what_was_written_and_compare_with_the_defaults() {
             "2024-03-01T10:00:00+02:00",
             "-j",
             r#"{"epoch": 1709287200000}"#,
+            "-p",
+            "day",
+            "2024-03-01",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -67,7 +72,8 @@ fn dates_keep_what_was_written_and_compare_with_the_defaults() {
         "True 2024-03-01T10:00:00\n\
          True 2024-03-01T10:00:00+00:00\n\
          False 2024-03-01T10:00:00+02:00\n\
-         True 2024-03-01T10:00:00+00:00\n"
+         True 2024-03-01T10:00:00+00:00\n\
+         True datetime.date(2024, 3, 1)\n"
     );
     // The metadata keeps what was passed.
     assert_eq!(

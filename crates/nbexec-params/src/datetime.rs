@@ -18,6 +18,8 @@ pub struct DateTime {
     microsecond: u32,
     /// Minutes east of UTC; `None` for a naive time.
     offset_minutes: Option<i32>,
+    /// A calendar date only (Python `datetime.date`): no time, no offset.
+    date_only: bool,
 }
 
 /// The former name of [`DateTime`], from when every date was converted to UTC.
@@ -55,6 +57,7 @@ impl DateTime {
             second: (secs % 60) as u32,
             microsecond: (rest % 1_000_000) as u32,
             offset_minutes,
+            date_only: false,
         })
     }
 
@@ -76,6 +79,25 @@ impl DateTime {
     /// leaves years 1–9999.
     pub fn to_utc(&self) -> Option<DateTime> {
         DateTime::from_epoch_micros(self.epoch_micros())
+    }
+
+    /// The calendar date alone (Python `datetime.date`), for a notebook whose
+    /// default is a date: the time and offset are dropped.
+    pub fn to_date(&self) -> DateTime {
+        DateTime {
+            hour: 0,
+            minute: 0,
+            second: 0,
+            microsecond: 0,
+            offset_minutes: None,
+            date_only: true,
+            ..*self
+        }
+    }
+
+    /// Is this a calendar date alone?
+    pub fn is_date_only(&self) -> bool {
+        self.date_only
     }
 
     /// Is there no UTC offset?
@@ -180,12 +202,16 @@ impl DateTime {
             second,
             microsecond: micro,
             offset_minutes,
+            date_only: false,
         })
     }
 
     /// ISO-8601: `2021-12-31T00:00:00` (naive), with `Z` for UTC or `+02:00` for an
     /// offset, and `.ffffff` when there are microseconds.
     pub fn to_iso8601(&self) -> String {
+        if self.date_only {
+            return format!("{:04}-{:02}-{:02}", self.year, self.month, self.day);
+        }
         let mut s = format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute, self.second
@@ -205,10 +231,14 @@ impl DateTime {
     }
 
     /// The Python literal, with `module` the name the `datetime` module is bound to:
-    /// `M.datetime(Y, mo, d, h, mi, s[, us])` for a naive time, with
+    /// `M.date(Y, mo, d)` for a date alone, `M.datetime(Y, mo, d, h, mi, s[, us])`
+    /// for a naive time, with
     /// `tzinfo=M.timezone.utc` for UTC or `tzinfo=M.timezone(M.timedelta(hours=2))`
     /// for another offset.
     pub fn python_literal(&self, module: &str) -> String {
+        if self.date_only {
+            return format!("{module}.date({}, {}, {})", self.year, self.month, self.day);
+        }
         let mut s = format!(
             "{module}.datetime({}, {}, {}, {}, {}, {}",
             self.year, self.month, self.day, self.hour, self.minute, self.second
@@ -379,6 +409,9 @@ mod tests {
             lit("2024-01-01T10:00+00:45"),
             "m.datetime(2024, 1, 1, 10, 0, 0, tzinfo=m.timezone(m.timedelta(minutes=45)))"
         );
+        let date = DateTime::parse_iso8601("2024-03-01").unwrap().to_date();
+        assert_eq!(date.python_literal("m"), "m.date(2024, 3, 1)");
+        assert_eq!(date.to_iso8601(), "2024-03-01");
         let utc = DateTime::parse_iso8601("2024-01-01T01:00+02:00")
             .unwrap()
             .to_utc()

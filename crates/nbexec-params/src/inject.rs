@@ -23,6 +23,21 @@ fn default_is_aware(spec: &ParamSpec) -> bool {
     })
 }
 
+/// Does the `parameters` cell declare a calendar date (`datetime.date`, `date`,
+/// `Optional[date]`), not a datetime?
+fn is_date_type(spec: &ParamSpec) -> bool {
+    spec.type_name.as_deref().is_some_and(|t| {
+        let t = t.trim();
+        let t = t
+            .strip_prefix("Optional[")
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(t)
+            .trim();
+        let t = t.strip_suffix("| None").unwrap_or(t).trim();
+        t == "date" || t.ends_with(".date")
+    })
+}
+
 /// The tag of the cell that declares the notebook's parameters and their defaults.
 pub const PARAMETERS_TAG: &str = "parameters";
 /// The tag of the cell nbexec (and papermill) injects.
@@ -339,7 +354,16 @@ pub fn inject(
             continue;
         }
         if let Value::DateTime(dt) = value
+            && is_date_type(spec)
+            && matches!(params.get(name), Some(Value::Str(s)) if s.len() == 10)
+        {
+            // A date given for a `datetime.date` default: inject a date, which
+            // compares with the default (a datetime would raise TypeError).
+            *dt = dt.to_date();
+        }
+        if let Value::DateTime(dt) = value
             && dt.is_naive()
+            && !dt.is_date_only()
             && default_is_aware(spec)
         {
             // The notebook compares with an aware default: take the naive time as UTC.

@@ -325,7 +325,7 @@ fn datetime_default_in_parameters_cell_declares_a_date() {
         nb.cells()[1].source(),
         "# Parameters\nimport datetime as __nbexec_datetime\n\
          start = __nbexec_datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=__nbexec_datetime.timezone.utc)\n\
-         end = __nbexec_datetime.datetime(2022, 1, 1, 0, 0, 0)\n\
+         end = __nbexec_datetime.date(2022, 1, 1)\n\
          n = 1640908800000\n"
     );
     // The metadata keeps what was passed.
