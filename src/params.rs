@@ -19,7 +19,9 @@ pub struct ParamSources {
     pub files: Vec<PathBuf>,
     /// `-y`: YAML text.
     pub yaml: Vec<String>,
-    /// `-j`: JSON objects (ArcGIS `notebookParameters`).
+    /// `-j`: JSON objects (ArcGIS `notebookParameters`); `@PATH` reads the object
+    /// from a file and `-` from standard input (for FeatureSets too large for a
+    /// command line).
     pub json: Vec<String>,
     /// `-p NAME VALUE`: typed as papermill does.
     pub typed: Vec<(String, String)>,
@@ -49,6 +51,9 @@ pub(crate) struct Injection {
     pub parameters: Value,
     /// The injected cell's source with secrets redacted, when there are secrets.
     pub saved_source: Option<String>,
+    /// Checks the kernel must pass before the cells run (packages the injected
+    /// cell imports).
+    pub preflight: Vec<nbexec_runner::Preflight>,
 }
 
 /// What nbexec writes in place of a secret's value.
@@ -142,8 +147,9 @@ fn inject_inner(
     for y in &sources.yaml {
         merged.yaml(y.clone());
     }
+    let mut stdin_read = false;
     for j in &sources.json {
-        merged.json(j.clone());
+        merged.json(json_argument(j, input_path, &mut stdin_read)?);
     }
     for (name, value) in &sources.typed {
         merged.param(name.clone(), value.clone());
@@ -221,11 +227,13 @@ fn inject_inner(
             pm.insert("parameters".into(), recorded.clone());
         }
     }
+    let preflight = done.requires.iter().map(|m| package_check(m)).collect();
     Ok(Injection {
         output_path,
         warnings,
         parameters: recorded,
         saved_source,
+        preflight,
     })
 }
 
@@ -240,6 +248,54 @@ fn refuse_secrets_in_path(template: &str, sources: &ParamSources) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The text of one `-j` argument: the JSON itself, `@PATH` for a file's contents, or
+/// `-` for standard input (once, and not when the notebook comes from there too). A
+/// JSON object never starts with `@` or is `-`, so nothing is ambiguous.
+fn json_argument(arg: &str, input_path: &str, stdin_read: &mut bool) -> Result<String, Error> {
+    if let Some(path) = arg.strip_prefix('@') {
+        let path = PathBuf::from(path);
+        return std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source });
+    }
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    if input_path == "-" {
+        return Err(Error::Usage(
+            "-j - and the input notebook cannot both come from standard input".into(),
+        ));
+    }
+    if std::mem::replace(stdin_read, true) {
+        return Err(Error::Usage(
+            "-j - is given more than once: standard input can be read only once".into(),
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).map_err(|source| {
+        Error::Read {
+            path: PathBuf::from("<stdin> (-j -)"),
+            source,
+        }
+    })?;
+    Ok(text)
+}
+
+/// A silent check that the kernel can find `package` (without importing it), with
+/// what to do instead when it cannot. Only `arcgis` is asked for today (the `arcgis`
+/// FeatureSet rendering).
+fn package_check(package: &str) -> nbexec_runner::Preflight {
+    let code = format!(
+        "import importlib.util as __nbexec_importlib_util\n\
+         try:\n    if __nbexec_importlib_util.find_spec({package:?}) is None:\n        \
+         raise ModuleNotFoundError({package:?})\n\
+         finally:\n    del __nbexec_importlib_util\n"
+    );
+    let failure = format!(
+        "--featureset-format {package} needs the {package:?} package, which the kernel cannot import: \
+         install it in the kernel's environment, or use --featureset-format esri (an Esri JSON dict) or geojson"
+    );
+    nbexec_runner::Preflight { code, failure }
 }
 
 /// Fills `{name}` in a path from the parameters, as papermill's `str.format` does

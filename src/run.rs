@@ -41,6 +41,8 @@ pub(crate) struct Recorded {
     pub parameters: Value,
     /// The injected cell's source as saved (secrets redacted), if it differs.
     pub saved_injected_source: Option<String>,
+    /// Checks run on the kernel before the cells (packages the injected cell needs).
+    pub preflight: Vec<nbexec_runner::Preflight>,
 }
 
 /// Aborts a task when dropped.
@@ -276,6 +278,7 @@ impl Run {
         let recorded = Recorded {
             parameters: injected.parameters,
             saved_injected_source: injected.saved_source,
+            preflight: injected.preflight,
         };
         Ok((nb, output_path, injected.warnings, recorded))
     }
@@ -289,6 +292,7 @@ impl Run {
         options
             .saved_injected_source
             .clone_from(&recorded.saved_injected_source);
+        options.preflight.clone_from(&recorded.preflight);
         options.input_path = Some(self.input.to_string_lossy().into_owned());
         options.output = match (&self.output, output_path) {
             (Output::Stdout, _) => OutputTarget::Stdout,

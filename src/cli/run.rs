@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// Parameters as a base64-encoded YAML string
     #[arg(short = 'b', long = "parameters-base64", alias = "parameters_base64", value_name = "B64", action = clap::ArgAction::Append)]
     parameters_base64: Vec<String>,
-    /// Parameters as a JSON object (ArcGIS `notebookParameters`): exact JSON types, order kept
+    /// Parameters as a JSON object (ArcGIS `notebookParameters`): exact JSON types, order kept; @FILE reads it from a file, - from stdin
     #[arg(short = 'j', long = "parameters-json", visible_alias = "notebook-parameters", value_name = "JSON", action = clap::ArgAction::Append)]
     parameters_json: Vec<String>,
     /// Declare a parameter's type (`NAME=date`), e.g. to read an epoch-ms integer as a date
@@ -507,9 +507,20 @@ pub fn main(args: RunArgs) -> i32 {
         .state_dir
         .clone()
         .unwrap_or_else(nbexec::jobs::default_state_dir);
+    if input.as_os_str() == "-" && args.parameters_json.iter().any(|j| j == "-") {
+        error_line("-j - and the input notebook cannot both come from standard input");
+        return EXIT_USAGE;
+    }
     if args.detach && !args.prepare_only {
         if args.no_record {
             error_line("--detach needs the job registry: it cannot go with --no-record");
+            return EXIT_USAGE;
+        }
+        if args.parameters_json.iter().any(|j| j == "-") {
+            // The detached run starts afresh with no standard input to read.
+            error_line(
+                "-j - cannot be used with --detach: write the JSON to a file and pass -j @FILE",
+            );
             return EXIT_USAGE;
         }
         return detach(&args, builder, &state_dir, secret_env_vars);

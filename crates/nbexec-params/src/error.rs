@@ -101,6 +101,10 @@ pub enum ParamError {
         declared: ParamType,
         found: &'static str,
     },
+    /// A value that does not fit the type the notebook declares, with `--strict`
+    /// (the message names the parameter, the value and the type).
+    #[error("{message}")]
+    DeclaredType { name: String, message: String },
     #[error("parameter {name:?} is declared a date: {problem}")]
     Date { name: String, problem: String },
     #[error("parameter {name:?}: {}{problem}", feature.map(|i| format!("feature {i}: ")).unwrap_or_default())]
@@ -146,6 +150,12 @@ pub enum Warning {
     /// GeoJSON output kept coordinates of a reference that is neither WGS84 nor Web
     /// Mercator (RFC 7946 expects WGS84).
     SpatialReferenceKept { name: String, reference: String },
+    /// A value that does not fit the type the notebook's `parameters` cell declares
+    /// (annotation, type comment or default); the message says what was given and
+    /// what was expected.
+    DeclaredType { name: String, message: String },
+    /// A FeatureSet feature whose geometry is not of the set's `geometryType`.
+    GeometryType { name: String, note: String },
 }
 
 impl fmt::Display for Warning {
@@ -168,6 +178,8 @@ impl fmt::Display for Warning {
                 f,
                 "parameter '{name}': spatial reference {reference} is not WGS84; GeoJSON coordinates kept as they are"
             ),
+            Warning::DeclaredType { message, .. } => f.write_str(message),
+            Warning::GeometryType { name, note } => write!(f, "parameter '{name}': {note}"),
         }
     }
 }

@@ -125,6 +125,161 @@ impl<'a> Context<'a> {
     }
 }
 
+/// The Esri geometry types a FeatureSet's `geometryType` may name.
+pub const GEOMETRY_TYPES: &[&str] = &[
+    "esriGeometryPoint",
+    "esriGeometryMultipoint",
+    "esriGeometryPolyline",
+    "esriGeometryPolygon",
+    "esriGeometryEnvelope",
+];
+
+/// The kind of one geometry, by its members: `None` for an empty one (only
+/// `spatialReference`/`hasZ`/`hasM`), else the `geometryType` it belongs to.
+fn geometry_kind(g: &Value) -> Option<&'static str> {
+    if g.get("rings").is_some() || g.get("curveRings").is_some() {
+        Some("esriGeometryPolygon")
+    } else if g.get("paths").is_some() || g.get("curvePaths").is_some() {
+        Some("esriGeometryPolyline")
+    } else if g.get("points").is_some() {
+        Some("esriGeometryMultipoint")
+    } else if g.get("x").is_some() {
+        Some("esriGeometryPoint")
+    } else if ["xmin", "ymin", "xmax", "ymax"]
+        .iter()
+        .any(|k| g.get(k).is_some())
+    {
+        Some("esriGeometryEnvelope")
+    } else {
+        None
+    }
+}
+
+/// How a geometry kind is described in messages.
+fn kind_text(kind: &str) -> &'static str {
+    match kind {
+        "esriGeometryPolygon" => "a polygon (rings)",
+        "esriGeometryPolyline" => "a polyline (paths)",
+        "esriGeometryMultipoint" => "a multipoint (points)",
+        "esriGeometryPoint" => "a point (x/y)",
+        _ => "an envelope (xmin/ymin/xmax/ymax)",
+    }
+}
+
+/// Checks an Esri FeatureSet (or RecordSet) whatever it is rendered as: a
+/// `features` array of objects; `geometryType`, when given, one of
+/// [`GEOMETRY_TYPES`]; each geometry an object (or null) whose coordinates are
+/// numbers with as many ordinates as `hasZ`/`hasM` say; attributes an object (or
+/// null). The messages are those of the GeoJSON rendering. Curves (`curveRings`,
+/// `curvePaths`) are valid Esri JSON and only their type is looked at here.
+///
+/// A geometry of another type than `geometryType` (a point in a polygon set) is not
+/// an error, since each feature's geometry says what it is and the GeoJSON rendering
+/// converts it (as terraformer does), but it is rarely meant: `Ok` carries a note
+/// on the first such feature, for a warning.
+pub fn validate_feature_set(feature_set: &Value) -> Result<Option<String>, EsriError> {
+    let top_err = |problem: String| EsriError {
+        feature: None,
+        problem,
+    };
+    let Some(Value::List(features)) = feature_set.get("features") else {
+        return Err(top_err("no \"features\" array".to_owned()));
+    };
+    let declared = match feature_set.get("geometryType") {
+        None | Some(Value::None) => None,
+        // GDAL and others also write `esriGeometryMultiPoint`: any case is accepted.
+        Some(Value::Str(t)) if GEOMETRY_TYPES.iter().any(|g| g.eq_ignore_ascii_case(t)) => {
+            GEOMETRY_TYPES
+                .iter()
+                .find(|g| g.eq_ignore_ascii_case(t))
+                .copied()
+        }
+        Some(Value::Str(t)) => {
+            return Err(top_err(format!(
+                "geometryType {t:?} is not one of {}",
+                GEOMETRY_TYPES.join(", ")
+            )));
+        }
+        Some(other) => {
+            return Err(top_err(format!(
+                "geometryType is {}, not a string",
+                other.kind()
+            )));
+        }
+    };
+    let outer = Context::of(feature_set, None);
+    let mut mismatch: Option<(usize, &str, usize)> = None;
+    for (index, feature) in features.iter().enumerate() {
+        let ctx = Context {
+            feature: Some(index),
+            ..outer
+        };
+        if !matches!(feature, Value::Dict(_)) {
+            return Err(ctx.err(format!("is {}, not an object", feature.kind())));
+        }
+        match feature.get("geometry") {
+            None | Some(Value::None) => {}
+            Some(g @ Value::Dict(_)) => {
+                let kind = geometry_kind(g);
+                if let (Some(kind), Some(declared)) = (kind, declared)
+                    && kind != declared
+                {
+                    match &mut mismatch {
+                        None => mismatch = Some((index, kind, 1)),
+                        Some((_, _, count)) => *count += 1,
+                    }
+                }
+                let curved = g.get("curveRings").is_some() || g.get("curvePaths").is_some();
+                if !curved {
+                    let gctx = ctx.overlay(Context::of(g, Some(index)));
+                    check_coordinates(g, &gctx)?;
+                }
+            }
+            Some(other) => {
+                return Err(ctx.err(format!("geometry is {}, not an object", other.kind())));
+            }
+        }
+        match feature.get("attributes") {
+            None | Some(Value::None) | Some(Value::Dict(_)) => {}
+            Some(other) => {
+                return Err(ctx.err(format!("attributes is {}, not an object", other.kind())));
+            }
+        }
+    }
+    Ok(mismatch.map(|(index, kind, count)| {
+        let mut note = format!(
+            "feature {index}: geometry is {} but the feature set's geometryType is {}",
+            kind_text(kind),
+            declared.unwrap_or_default()
+        );
+        if count > 1 {
+            note.push_str(&format!(" ({count} features differ)"));
+        }
+        note
+    }))
+}
+
+/// Reads a geometry's coordinates as the GeoJSON rendering does (same messages),
+/// without sorting rings or projecting.
+fn check_coordinates(g: &Value, ctx: &Context<'_>) -> Result<(), EsriError> {
+    let conv = Converter {
+        ctx,
+        reference: Reference::Wgs84,
+    };
+    if let Some(rings) = g.get("rings") {
+        conv.path_list(rings, "rings")?;
+    } else if let Some(paths) = g.get("paths") {
+        conv.path_list(paths, "paths")?;
+    } else if let Some(points) = g.get("points") {
+        conv.path(points, "points")?;
+    } else if let Some(x) = g.get("x") {
+        conv.point(g, x)?;
+    } else if geometry_kind(g).is_some() {
+        conv.envelope(g)?;
+    }
+    Ok(())
+}
+
 /// Converts an Esri FeatureSet (or RecordSet) to a GeoJSON FeatureCollection.
 /// Also returns the descriptions of spatial references that were kept as they are
 /// (neither WGS84 nor Web Mercator), for a warning.
@@ -139,6 +294,7 @@ pub fn feature_set_to_geojson(
     let Some(Value::List(features)) = feature_set.get("features") else {
         return Err(top_err("no \"features\" array"));
     };
+    validate_feature_set(feature_set)?;
     let outer = Context::of(feature_set, None);
     let mut id_fields: Vec<&str> = Vec::new();
     if let Some(field) = &options.id_field {

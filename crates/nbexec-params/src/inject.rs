@@ -5,11 +5,38 @@ use nbexec_format::{Cell, Notebook};
 use serde_json::Value as Json;
 
 use crate::error::{ParamError, Warning};
-use crate::esri::GeoJsonOptions;
+use crate::esri::{self, GeoJsonOptions};
 use crate::inspect::ParamSpec;
 use crate::prepare::{EsriRendering, ParamType, TypeHints, prepare};
 use crate::sources::Parameters;
 use crate::translate::{Translator, find_translator};
+use crate::typecheck;
+use crate::value::Value;
+
+/// Does a `parameters` cell default make an aware datetime (`tzinfo=`, `timezone`,
+/// `tz=`, `ZoneInfo`, `pytz`)? `datetime.utcnow()` is naive and does not count.
+fn default_is_aware(spec: &ParamSpec) -> bool {
+    spec.default.as_deref().is_some_and(|d| {
+        ["tzinfo", "timezone", "tz=", "ZoneInfo", "pytz"]
+            .iter()
+            .any(|k| d.contains(k))
+    })
+}
+
+/// Does the `parameters` cell declare a calendar date (`datetime.date`, `date`,
+/// `Optional[date]`), not a datetime?
+fn is_date_type(spec: &ParamSpec) -> bool {
+    spec.type_name.as_deref().is_some_and(|t| {
+        let t = t.trim();
+        let t = t
+            .strip_prefix("Optional[")
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(t)
+            .trim();
+        let t = t.strip_suffix("| None").unwrap_or(t).trim();
+        t == "date" || t.ends_with(".date")
+    })
+}
 
 /// The tag of the cell that declares the notebook's parameters and their defaults.
 pub const PARAMETERS_TAG: &str = "parameters";
@@ -180,7 +207,8 @@ pub struct InjectOptions {
     pub language: Option<String>,
     /// The comment on the cell's first line (papermill: `Parameters`).
     pub comment: String,
-    /// `--strict`: unknown parameter names are an error, not a warning.
+    /// `--strict`: unknown parameter names, and values that do not fit the type the
+    /// `parameters` cell declares, are an error, not a warning.
     pub strict: bool,
     /// `--report-mode`: hide the injected cell's source.
     pub report_mode: bool,
@@ -217,6 +245,10 @@ pub struct Injected {
     pub source: Option<String>,
     /// Warnings, in the order they arose.
     pub warnings: Vec<Warning>,
+    /// Packages outside the standard library that the injected cell imports
+    /// (`arcgis` for the `arcgis` FeatureSet rendering), for the caller to check on
+    /// the kernel before running anything.
+    pub requires: Vec<String>,
 }
 
 /// Injects `params` into the notebook: picks the translator (kernel name, then
@@ -262,6 +294,7 @@ pub fn inject(
         },
     };
     let mut notebook_datetimes = Vec::new();
+    let mut specs: &[ParamSpec] = &[];
     if let Some(inspection) = &inspection {
         let unknown: Vec<String> = params
             .names()
@@ -278,6 +311,7 @@ pub fn inject(
         );
         if let Some(i) = inspection {
             notebook_datetimes = i.datetime_names();
+            specs = &i.parameters;
         }
     }
 
@@ -287,9 +321,79 @@ pub fn inject(
         esri: options.esri,
         geojson: options.geojson.clone(),
     };
-    let (values, prepare_warnings) = prepare(params, &hints)?;
+    // The Esri JSON is checked whatever it is rendered as (the `esri` and
+    // `arcgis` renderings pass it on as it is), with the GeoJSON rendering's
+    // messages.
+    for (name, value) in params.iter() {
+        let is_feature_set = match hints.declared.iter().rev().find(|(n, _)| n == name) {
+            Some((_, t)) => matches!(t, ParamType::FeatureSet | ParamType::RecordSet),
+            None => esri::looks_like_feature_set(value),
+        };
+        if is_feature_set && matches!(value.get("features"), Some(Value::List(_))) {
+            let note = esri::validate_feature_set(value).map_err(|e| ParamError::Esri {
+                name: name.to_owned(),
+                feature: e.feature,
+                problem: e.problem,
+            })?;
+            if let Some(note) = note {
+                warnings.push(Warning::GeometryType {
+                    name: name.to_owned(),
+                    note,
+                });
+            }
+        }
+    }
+    let (mut values, prepare_warnings) = prepare(params, &hints)?;
     warnings.extend(prepare_warnings);
+    for (name, value) in &mut values {
+        let Some(spec) = specs.iter().rev().find(|s| s.name == *name) else {
+            continue;
+        };
+        if options.declared_types.iter().any(|(n, _)| n == name) {
+            // `--param-type` wins over the notebook and is checked by `prepare`.
+            continue;
+        }
+        if let Value::DateTime(dt) = value
+            && is_date_type(spec)
+            && matches!(params.get(name), Some(Value::Str(s)) if s.len() == 10)
+        {
+            // A date given for a `datetime.date` default: inject a date, which
+            // compares with the default (a datetime would raise TypeError).
+            *dt = dt.to_date();
+        }
+        if let Value::DateTime(dt) = value
+            && dt.is_naive()
+            && !dt.is_date_only()
+            && default_is_aware(spec)
+        {
+            // The notebook compares with an aware default: take the naive time as UTC.
+            *dt = dt.to_utc().ok_or_else(|| ParamError::Date {
+                name: name.clone(),
+                problem: format!("{dt} is outside years 1-9999 in UTC"),
+            })?;
+        }
+        if let Some(message) = typecheck::mismatch(spec, value) {
+            if options.strict {
+                return Err(ParamError::DeclaredType {
+                    name: name.clone(),
+                    message,
+                });
+            }
+            warnings.push(Warning::DeclaredType {
+                name: name.clone(),
+                message,
+            });
+        }
+    }
     let source = translator.render(&values, &options.comment)?;
+    let requires = if values
+        .iter()
+        .any(|(_, v)| matches!(v, Value::FeatureSet(_)))
+    {
+        vec!["arcgis".to_owned()]
+    } else {
+        Vec::new()
+    };
 
     let (index, placement) = place_injected_cell(nb, &source, options.report_mode);
     if placement == Placement::Top {
@@ -300,5 +404,6 @@ pub fn inject(
         cell: Some((index, placement)),
         source: Some(source),
         warnings,
+        requires,
     })
 }

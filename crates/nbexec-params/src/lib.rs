@@ -40,13 +40,14 @@ mod prepare;
 mod pyrepr;
 mod sources;
 mod translate;
+mod typecheck;
 mod value;
 pub mod yaml;
 
 pub use coerce::{
     PYTHON_KEYWORDS, check_name, coerce_papermill, is_identifier, python_float, python_int,
 };
-pub use datetime::UtcDateTime;
+pub use datetime::{DateTime, UtcDateTime};
 pub use error::{NameProblem, Origin, ParamError, Warning};
 pub use esri::{EsriError, GeoJsonOptions};
 pub use inject::{

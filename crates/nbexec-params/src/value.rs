@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::datetime::UtcDateTime;
+use crate::datetime::DateTime;
 use crate::pyrepr::float_repr;
 
 /// An integer of any size, held as canonical decimal text (`0`, `-12`, never `-0`
@@ -134,8 +134,8 @@ pub enum Value {
     Str(String),
     List(Vec<Value>),
     Dict(Vec<(String, Value)>),
-    /// A UTC instant: Python `datetime.datetime(..., tzinfo=datetime.timezone.utc)`.
-    DateTime(UtcDateTime),
+    /// A date and time, naive or with its UTC offset: Python `datetime.datetime`.
+    DateTime(DateTime),
     /// An Esri FeatureSet dict rendered as `FeatureSet.from_dict({...})` (ArcGIS API
     /// for Python).
     FeatureSet(Box<Value>),

@@ -476,8 +476,8 @@ fn arcgis_rendering_builds_a_feature_set_with_its_import() {
     let cell = PythonTranslator.render(&prepared, "Parameters").unwrap();
     assert_eq!(
         cell,
-        "# Parameters\nfrom arcgis.features import FeatureSet\nn = 1\n\
-         fs = FeatureSet.from_dict({\"geometryType\": \"esriGeometryPoint\", \"fields\": [], \"features\": []})\n"
+        "# Parameters\nfrom arcgis.features import FeatureSet as __nbexec_FeatureSet\nn = 1\n\
+         fs = __nbexec_FeatureSet.from_dict({\"geometryType\": \"esriGeometryPoint\", \"fields\": [], \"features\": []})\n"
     );
     // Not expressible in R: a clear error naming the parameter.
     let err = nbexec_params::RTranslator
@@ -566,8 +566,8 @@ fn date_cell(
 }
 
 #[test]
-fn dates_become_utc_datetimes_when_declared() {
-    let want = "# Parameters\nimport datetime\nwhen = datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=datetime.timezone.utc)\n";
+fn dates_become_datetimes_when_declared() {
+    let want = "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=__nbexec_datetime.timezone.utc)\n";
     assert_eq!(
         date_cell(Value::int(1_640_908_800_000), Some(ParamType::Date), false).unwrap(),
         want
@@ -576,13 +576,20 @@ fn dates_become_utc_datetimes_when_declared() {
         date_cell(Value::int(1_640_908_800_000), None, true).unwrap(),
         want
     );
+    // An offset is kept as written, not converted to UTC.
     assert_eq!(
         date_cell(Value::str("2021-12-31T01:00:00+01:00"), None, true).unwrap(),
-        want
+        "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 1, 0, 0, \
+         tzinfo=__nbexec_datetime.timezone(__nbexec_datetime.timedelta(hours=1)))\n"
+    );
+    // No offset: naive, as papermill users' defaults usually are.
+    assert_eq!(
+        date_cell(Value::str("2021-12-31T01:00"), None, true).unwrap(),
+        "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 1, 0, 0)\n"
     );
     assert_eq!(
         date_cell(Value::int(1_640_908_800_123), Some(ParamType::Date), false).unwrap(),
-        "# Parameters\nimport datetime\nwhen = datetime.datetime(2021, 12, 31, 0, 0, 0, 123000, tzinfo=datetime.timezone.utc)\n"
+        "# Parameters\nimport datetime as __nbexec_datetime\nwhen = __nbexec_datetime.datetime(2021, 12, 31, 0, 0, 0, 123000, tzinfo=__nbexec_datetime.timezone.utc)\n"
     );
     // Not declared: the integer as is.
     assert_eq!(
@@ -698,4 +705,94 @@ fn thousands_of_nested_rings_are_an_error_not_a_hang() {
         feature_set_to_geojson(&polygon_feature_set(rings), &GeoJsonOptions::default()).unwrap();
     let g = &to_json(&fc)["features"][0]["geometry"];
     assert_eq!(coords(g).as_array().unwrap().len(), 150);
+}
+
+#[test]
+fn feature_sets_are_validated_whatever_the_rendering() {
+    use nbexec_params::{InjectOptions, inject};
+    let nb_text = r#"{"cells": [], "metadata": {"kernelspec": {"name": "python3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}"#;
+    let cases = [
+        (
+            json!({"geometryType": "esriGeometryBanana", "features": []}),
+            "parameter \"fs\": geometryType \"esriGeometryBanana\" is not one of esriGeometryPoint, \
+             esriGeometryMultipoint, esriGeometryPolyline, esriGeometryPolygon, esriGeometryEnvelope",
+        ),
+        (
+            json!({"geometryType": "esriGeometryPoint", "fields": [], "features": [{"geometry": {"x": 1}}]}),
+            "parameter \"fs\": feature 0: y is None, not a number",
+        ),
+        (
+            json!({"geometryType": "esriGeometryPolyline", "hasZ": true, "fields": [], "features": [
+                {"geometry": {"paths": [[[0, 0], [1, 1]]]}}]}),
+            "parameter \"fs\": feature 0: paths: position has 2 ordinates but hasZ needs 3",
+        ),
+        (
+            json!({"fields": [], "features": [{"attributes": [1]}]}),
+            "parameter \"fs\": feature 0: attributes is list, not an object",
+        ),
+    ];
+    for rendering in [
+        EsriRendering::Esri,
+        EsriRendering::ArcGis,
+        EsriRendering::GeoJson,
+    ] {
+        for (fs, want) in &cases {
+            let mut nb = nbexec_format::read_str(nb_text).unwrap();
+            let params: Parameters = [("fs".to_owned(), Value::from_json(fs))]
+                .into_iter()
+                .collect();
+            let mut options = InjectOptions::default();
+            options.esri = rendering;
+            let err = inject(&mut nb, &params, &options).unwrap_err();
+            assert_eq!(err.to_string(), *want, "{rendering:?}");
+        }
+    }
+    // A geometry of another type than the set's warns (terraformer converts it).
+    let mixed = json!({"geometryType": "esriGeometryPolygon", "features": [
+        {"geometry": {"rings": [[[0, 0], [0, 1], [1, 1], [0, 0]]]}},
+        {"geometry": {"x": 1, "y": 2}}, {"geometry": {"x": 3, "y": 4}}]});
+    for rendering in [
+        EsriRendering::Esri,
+        EsriRendering::ArcGis,
+        EsriRendering::GeoJson,
+    ] {
+        let mut nb = nbexec_format::read_str(nb_text).unwrap();
+        let params: Parameters = [("fs".to_owned(), Value::from_json(&mixed))]
+            .into_iter()
+            .collect();
+        let mut options = InjectOptions::default();
+        options.esri = rendering;
+        let done = inject(&mut nb, &params, &options).unwrap();
+        let texts: Vec<String> = done.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            texts.iter().any(|t| t
+                == "parameter 'fs': feature 1: geometry is a point (x/y) but the feature set's \
+                    geometryType is esriGeometryPolygon (2 features differ)"),
+            "{rendering:?}: {texts:?}"
+        );
+    }
+    // Curves are valid Esri JSON: passed on as they are where not converted.
+    let curved = json!({"geometryType": "esriGeometryPolygon", "fields": [], "features": [
+        {"geometry": {"curveRings": [[[0, 0], {"a": [[0, 0], [1, 1], 0, 1]}]]}}]});
+    let params: Parameters = [("fs".to_owned(), Value::from_json(&curved))]
+        .into_iter()
+        .collect();
+    let mut nb = nbexec_format::read_str(nb_text).unwrap();
+    assert!(inject(&mut nb, &params, &InjectOptions::default()).is_ok());
+    // Every sample FeatureSet that is JSON (one has trailing commas) passes.
+    let mut checked = 0;
+    for entry in std::fs::read_dir(samples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json")
+            && let Ok(json) = serde_json::from_str::<Json>(&std::fs::read_to_string(&path).unwrap())
+        {
+            let v = Value::from_json(&json);
+            if looks_like_feature_set(&v) {
+                checked += 1;
+                nbexec_params::esri::validate_feature_set(&v)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+    assert!(checked >= 5, "{checked} samples checked");
 }

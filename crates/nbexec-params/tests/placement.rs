@@ -323,9 +323,9 @@ fn datetime_default_in_parameters_cell_declares_a_date() {
     assert!(done.warnings.is_empty(), "{:?}", done.warnings);
     assert_eq!(
         nb.cells()[1].source(),
-        "# Parameters\nimport datetime\n\
-         start = datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=datetime.timezone.utc)\n\
-         end = datetime.datetime(2022, 1, 1, 0, 0, 0, tzinfo=datetime.timezone.utc)\n\
+        "# Parameters\nimport datetime as __nbexec_datetime\n\
+         start = __nbexec_datetime.datetime(2021, 12, 31, 0, 0, 0, tzinfo=__nbexec_datetime.timezone.utc)\n\
+         end = __nbexec_datetime.date(2022, 1, 1)\n\
          n = 1640908800000\n"
     );
     // The metadata keeps what was passed.
@@ -349,8 +349,8 @@ fn declared_types_and_esri_rendering_reach_the_cell() {
     inject(&mut nb, &p, &options).unwrap();
     assert_eq!(
         nb.cells()[1].source(),
-        "# Parameters\nimport datetime\n\
-         when = datetime.datetime(1970, 1, 1, 0, 0, 0, tzinfo=datetime.timezone.utc)\n\
+        "# Parameters\nimport datetime as __nbexec_datetime\n\
+         when = __nbexec_datetime.datetime(1970, 1, 1, 0, 0, 0, tzinfo=__nbexec_datetime.timezone.utc)\n\
          fs = {\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\", \"geometry\": \
          {\"type\": \"Point\", \"coordinates\": [1.0, 2.0]}, \"properties\": None}]}\n"
     );
@@ -381,4 +381,101 @@ fn errors_leave_the_notebook_unchanged() {
         "parameter \"d\": a dict cannot be written in bash"
     );
     assert_eq!(nb, before);
+}
+
+#[test]
+fn values_that_do_not_fit_the_declared_type_warn_or_fail_with_strict() {
+    let cell = "verbose = False\nn = 3\nratio: float = 0.5\nlabel: Optional[str] = None\n\
+                items = []  # type: List[str]\nanything = None\n";
+    let mut sources = ParameterSources::new();
+    sources
+        .yaml("verbose: no\nanything: [1]")
+        .param("n", "2")
+        .param("ratio", "1")
+        .param("label", "None")
+        .raw("items", "a");
+    let (p, _) = sources.build().unwrap();
+    let mut nb = python_nb(vec![code(cell, &["parameters"])]);
+    let done = run(&mut nb, &p);
+    let texts: Vec<String> = done.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        texts,
+        [
+            "parameter 'verbose' is str \"no\", but the notebook expects bool (from its default False); \
+             \"no\" is a boolean only in YAML 1.1 (nbexec reads YAML 1.2): write false in YAML or JSON, False with -p",
+            "parameter 'items' is str, but the notebook expects list (from its type comment List[str])",
+        ]
+    );
+    // The value is still injected as given.
+    assert!(nb.cells()[1].source().contains("verbose = \"no\"\n"));
+
+    let mut options = InjectOptions::default();
+    options.strict = true;
+    let mut nb = python_nb(vec![code(cell, &["parameters"])]);
+    let err = inject(&mut nb, &p, &options).unwrap_err();
+    assert!(matches!(err, ParamError::DeclaredType { ref name, .. } if name == "verbose"));
+    assert_eq!(nb.cells().len(), 1, "nothing injected on error");
+
+    // A --param-type declaration wins over the notebook's type.
+    let mut options = InjectOptions::default();
+    options.declared_types = vec![("verbose".into(), ParamType::String)];
+    let mut nb = python_nb(vec![code(cell, &["parameters"])]);
+    let (p, _) = ParameterSources::new().yaml("verbose: no").build().unwrap();
+    assert!(inject(&mut nb, &p, &options).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn naive_dates_become_utc_only_where_the_default_is_aware() {
+    let mut nb = python_nb(vec![code(
+        "import datetime\n\
+         naive = datetime.datetime(2024, 1, 1)\n\
+         aware = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)\n\
+         kept = datetime.datetime.now(datetime.timezone.utc)\n",
+        &["parameters"],
+    )]);
+    let (p, _) = ParameterSources::new()
+        .param("naive", "2024-03-01T10:00")
+        .param("aware", "2024-03-01T10:00")
+        .param("kept", "2024-03-01T10:00+05:30")
+        .build()
+        .unwrap();
+    let done = run(&mut nb, &p);
+    assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    assert_eq!(
+        nb.cells()[1].source(),
+        "# Parameters\nimport datetime as __nbexec_datetime\n\
+         naive = __nbexec_datetime.datetime(2024, 3, 1, 10, 0, 0)\n\
+         aware = __nbexec_datetime.datetime(2024, 3, 1, 10, 0, 0, tzinfo=__nbexec_datetime.timezone.utc)\n\
+         kept = __nbexec_datetime.datetime(2024, 3, 1, 10, 0, 0, \
+         tzinfo=__nbexec_datetime.timezone(__nbexec_datetime.timedelta(hours=5, minutes=30)))\n"
+    );
+}
+
+#[test]
+fn imports_are_bound_to_names_no_parameter_can_shadow() {
+    let mut nb = python_nb(vec![code(
+        "import datetime as dt\ndatetime = 'x'\nwhen = dt.datetime(2024, 1, 1)\nfloat = 1.0\nratio = 0.5\n",
+        &["parameters"],
+    )]);
+    let (p, _) = ParameterSources::new()
+        .param("datetime", "y")
+        .param("when", "2024-05-06")
+        .param("float", "2.5")
+        .param("ratio", "-inf")
+        .build()
+        .unwrap();
+    run(&mut nb, &p);
+    assert_eq!(
+        nb.cells()[1].source(),
+        "# Parameters\nimport datetime as __nbexec_datetime\nimport builtins as __nbexec_builtins\n\
+         datetime = \"y\"\nwhen = __nbexec_datetime.datetime(2024, 5, 6, 0, 0, 0)\n\
+         float = 2.5\nratio = __nbexec_builtins.float('-inf')\n"
+    );
+    // No parameter named float: papermill's text.
+    let mut nb = python_nb(vec![code("ratio = 0.5\n", &["parameters"])]);
+    run(&mut nb, &params(&[("ratio", "nan")]));
+    assert_eq!(
+        nb.cells()[1].source(),
+        "# Parameters\nratio = float('nan')\n"
+    );
 }

@@ -90,6 +90,9 @@ pub enum Outcome {
     /// The kernel could not be started at all (its program is missing, it refused
     /// the connection, …): an environment problem, like an unknown kernel.
     KernelUnavailable { detail: String },
+    /// A [`Preflight`] check failed on the kernel before any cell ran: the kernel
+    /// lacks what the run needs (a package, say).
+    PreflightFailed { detail: String },
 }
 
 impl Outcome {
@@ -105,7 +108,7 @@ impl Outcome {
                 ..
             } => 143,
             Outcome::Cancelled { .. } => 130,
-            Outcome::KernelUnavailable { .. } => 2,
+            Outcome::KernelUnavailable { .. } | Outcome::PreflightFailed { .. } => 2,
         }
     }
 
@@ -122,6 +125,7 @@ impl Outcome {
             Outcome::KernelDied { .. } => "kernel_died",
             Outcome::Cancelled { .. } => "cancelled",
             Outcome::KernelUnavailable { .. } => "kernel_unavailable",
+            Outcome::PreflightFailed { .. } => "preflight_failed",
         }
     }
 
@@ -148,7 +152,9 @@ impl Outcome {
             Outcome::Cancelled { cell, reason } => {
                 format!("{}run cancelled ({})", at_cell(*cell), reason.describe())
             }
-            Outcome::KernelUnavailable { detail } => detail.clone(),
+            Outcome::KernelUnavailable { detail } | Outcome::PreflightFailed { detail } => {
+                detail.clone()
+            }
         }
     }
 }
@@ -200,6 +206,18 @@ pub struct RunOptions {
     /// Secret values: replaced by `[REDACTED]` wherever they land in the saved
     /// outputs (printed, displayed, in an error or its traceback).
     pub redact: Vec<String>,
+    /// Checks run silently on the kernel, in order, before the first cell.
+    pub preflight: Vec<Preflight>,
+}
+
+/// Code run silently on the kernel before the notebook's cells (no execution count,
+/// no history, no output recorded). If it raises, no cell runs and the run ends with
+/// [`Outcome::PreflightFailed`] carrying `failure`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    pub code: String,
+    /// The one-line message when the code raises.
+    pub failure: String,
 }
 
 impl Default for RunOptions {
@@ -219,6 +237,7 @@ impl Default for RunOptions {
             extra_metadata: Map::new(),
             shutdown_grace: Duration::from_millis(500),
             redact: Vec::new(),
+            preflight: Vec::new(),
         }
     }
 }
@@ -508,6 +527,21 @@ pub async fn run_with_kernel(
         }
     };
     trace("kernel ready");
+    let mut client = client;
+    for check in &opts.preflight {
+        let failed = tokio::select! {
+            failed = run_preflight(&mut client, check, opts.start_timeout) => failed,
+            reason = wait_cancel(&mut cancel) => {
+                let outcome = Outcome::Cancelled { cell: None, reason };
+                let session = ZmqSession::new(client);
+                return finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await;
+            }
+        };
+        if let Some(outcome) = failed {
+            let session = ZmqSession::new(client);
+            return finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await;
+        }
+    }
     let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
     events(&RunEvent::KernelReady {
@@ -543,6 +577,71 @@ pub async fn run_with_kernel(
     .await;
     trace("cells done");
     finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await
+}
+
+/// Runs one preflight check silently and waits for its reply and for the kernel to
+/// go idle on it (so none of its messages reach the cells), at most `limit`.
+/// `None` when it passed.
+async fn run_preflight(
+    client: &mut nbexec_kernel::KernelClient,
+    check: &Preflight,
+    limit: Duration,
+) -> Option<Outcome> {
+    let opts = nbexec_kernel::ExecuteOptions {
+        silent: true,
+        store_history: false,
+        stop_on_error: false,
+    };
+    let id = match client.execute(&check.code, opts).await {
+        Ok(id) => id,
+        Err(e) => {
+            return Some(Outcome::KernelDied {
+                cell: None,
+                detail: e.to_string(),
+            });
+        }
+    };
+    let wait = async {
+        let (mut status, mut idle) = (None, false);
+        while status.is_none() || !idle {
+            match client.recv().await {
+                nbexec_kernel::KernelEvent::ShellReply(m)
+                    if m.parent_msg_id.as_deref() == Some(id.as_str()) =>
+                {
+                    status = Some(m.content["status"].as_str().unwrap_or("error").to_owned());
+                }
+                nbexec_kernel::KernelEvent::Iopub(m)
+                    if m.parent_msg_id.as_deref() == Some(id.as_str())
+                        && m.msg_type == "status"
+                        && m.content["execution_state"] == "idle" =>
+                {
+                    idle = true;
+                }
+                nbexec_kernel::KernelEvent::Died { status, .. } => {
+                    return Err(match status {
+                        Some(s) => format!("the kernel process exited ({s})"),
+                        None => "the kernel stopped answering".to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(status.unwrap_or_default())
+    };
+    match tokio::time::timeout(limit, wait).await {
+        Ok(Ok(status)) if status == "ok" => None,
+        Ok(Ok(_)) => Some(Outcome::PreflightFailed {
+            detail: check.failure.clone(),
+        }),
+        Ok(Err(detail)) => Some(Outcome::KernelDied { cell: None, detail }),
+        Err(_) => Some(Outcome::Timeout {
+            cell: None,
+            detail: format!(
+                "a check before the first cell took longer than {:.0} s",
+                limit.as_secs_f64()
+            ),
+        }),
+    }
 }
 
 /// With `NBEXEC_TIMING` set, prints how far into the process each phase of a run

@@ -74,7 +74,9 @@ pub fn render_and_check(prepared: &[(String, Value)]) {
     );
     assert!(!cell.contains('\r'), "raw carriage return in:\n{cell}");
     for ((name, value), line) in prepared.iter().zip(&lines[1 + preamble..]) {
-        let literal = py.literal(name, value).expect("Python literals never fail");
+        let literal = py
+            .literal_in_cell(name, value, prepared)
+            .expect("Python literals never fail");
         assert_eq!(*line, format!("{name} = {literal}"));
         check_python_literal(value, &literal);
     }
@@ -126,7 +128,7 @@ enum Lit {
     Str(String),
     List(Vec<Lit>),
     Dict(Vec<(String, Lit)>),
-    /// The literal's text, `datetime.datetime(...)`.
+    /// The literal's text, `__nbexec_datetime.datetime(...)`.
     DateTime(String),
     FeatureSet(Box<Lit>),
 }
@@ -157,7 +159,11 @@ fn same(v: &Value, l: &Lit) -> Result<(), String> {
             }
             Ok(())
         }
-        (Value::DateTime(dt), Lit::DateTime(text)) if dt.python_literal() == *text => Ok(()),
+        (Value::DateTime(dt), Lit::DateTime(text))
+            if dt.python_literal("__nbexec_datetime") == *text =>
+        {
+            Ok(())
+        }
         (Value::FeatureSet(a), Lit::FeatureSet(b)) => same(a, b),
         _ => Err(format!("{} vs {l:?}", v.kind())),
     }
@@ -187,6 +193,8 @@ impl LitParser<'_> {
     }
 
     fn value(&mut self) -> Result<Lit, String> {
+        // Where a parameter named `float` shadows the builtin.
+        self.eat("__nbexec_builtins.");
         for (token, lit) in [
             ("None", Lit::None),
             ("True", Lit::Bool(true)),
@@ -199,18 +207,24 @@ impl LitParser<'_> {
                 return Ok(lit);
             }
         }
-        if self.eat("FeatureSet.from_dict(") {
+        if self.eat("__nbexec_FeatureSet.from_dict(") {
             let inner = self.value()?;
             self.expect(")")?;
             return Ok(Lit::FeatureSet(Box::new(inner)));
         }
         let start = self.i;
-        if self.eat("datetime.datetime(") {
-            let close = self.s[self.i..]
-                .iter()
-                .position(|b| *b == b')')
-                .ok_or("unclosed datetime")?;
-            self.i += close + 1;
+        if self.eat("__nbexec_datetime.datetime(") {
+            // Up to the matching parenthesis (an offset nests `timezone(timedelta(...))`).
+            let mut depth = 1;
+            while depth > 0 {
+                match self.s.get(self.i) {
+                    Some(b'(') => depth += 1,
+                    Some(b')') => depth -= 1,
+                    Some(_) => {}
+                    None => return Err("unclosed datetime".into()),
+                }
+                self.i += 1;
+            }
             let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
             return Ok(Lit::DateTime(text));
         }

@@ -27,6 +27,18 @@ pub trait Translator: Send + Sync {
     /// The literal for one value; `name` is the parameter it belongs to (for errors).
     fn literal(&self, name: &str, value: &Value) -> Result<String, ParamError>;
 
+    /// The literal for one value as it is written in the cell for all of `params`
+    /// (a language may need to know the cell's other names, e.g. to avoid one
+    /// shadowing a name its literals use). By default [`literal`](Self::literal).
+    fn literal_in_cell(
+        &self,
+        name: &str,
+        value: &Value,
+        _params: &[(String, Value)],
+    ) -> Result<String, ParamError> {
+        self.literal(name, value)
+    }
+
     /// A comment line (papermill: `# {text}`, stripped).
     fn comment(&self, text: &str) -> String;
 
@@ -56,7 +68,7 @@ pub trait Translator: Send + Sync {
             out.push('\n');
         }
         for (name, value) in params {
-            let literal = self.literal(name, value)?;
+            let literal = self.literal_in_cell(name, value, params)?;
             out.push_str(&self.assign(name, &literal)?);
             out.push('\n');
         }
