@@ -322,7 +322,7 @@ fn a_notebook_piped_in_runs_without_input_as_papermill_does() {
     let out = piped(&["run", "-", output.to_str().unwrap(), "--detach"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).starts_with("error: --detach needs the notebook as a file"),
+        stderr(&out).starts_with("error: --detach cannot read the notebook from standard input"),
         "{}",
         stderr(&out)
     );

@@ -134,6 +134,16 @@ fn run_recorded(
     cells: Vec<Value>,
     extra: &[&str],
 ) -> (std::process::Output, String, String) {
+    run_recorded_env(dir, cells, extra, &[])
+}
+
+/// [`run_recorded`] with extra environment variables for nbexec and its kernel.
+fn run_recorded_env(
+    dir: &Path,
+    cells: Vec<Value>,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (std::process::Output, String, String) {
     let state = dir.join("state");
     let input = write_nb(dir, "in.ipynb", &notebook(cells));
     let output = dir.join("out.ipynb");
@@ -142,6 +152,7 @@ fn run_recorded(
         .args(extra)
         .arg("--state-dir")
         .arg(&state)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text = std::fs::read_to_string(&output).unwrap_or_default();
@@ -179,10 +190,19 @@ fn a_secret_printed_or_raised_by_a_cell_is_redacted_in_the_notebook_the_job_and_
 fn an_injected_cell_that_raises_does_not_show_the_secret_in_its_traceback() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "inject-S3cr3t-6620";
-    // The arcgis package is not installed: the injected cell's import fails, and
+    // An arcgis package whose FeatureSet cannot load (nbexec checks only that the
+    // package exists before the cells run): the injected cell's import fails, and
     // the traceback quotes the cell, secret assignment included.
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(pkg.join("arcgis")).unwrap();
+    std::fs::write(pkg.join("arcgis/__init__.py"), "").unwrap();
+    std::fs::write(
+        pkg.join("arcgis/features.py"),
+        "raise ImportError('this arcgis cannot load FeatureSet')\n",
+    )
+    .unwrap();
     let featureset = r#"{"fs": {"geometryType": "esriGeometryPoint", "spatialReference": {"wkid": 4326}, "fields": [{"name": "id", "type": "esriFieldTypeOID"}], "features": [{"geometry": {"x": 1, "y": 2}, "attributes": {"id": 1}}]}}"#;
-    let (out, text, job) = run_recorded(
+    let (out, text, job) = run_recorded_env(
         dir.path(),
         vec![
             code("token = ''\nfs = None", &["parameters"]),
@@ -197,6 +217,7 @@ fn an_injected_cell_that_raises_does_not_show_the_secret_in_its_traceback() {
             "-j",
             featureset,
         ],
+        &[("PYTHONPATH", pkg.as_path())],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
