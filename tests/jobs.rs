@@ -577,7 +577,11 @@ fn no_record_leaves_the_registry_untouched() {
         }
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+        // No warning about the registry: only the summary line, which names no job.
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("nbexec: completed"), "{err}");
+        assert!(!err.contains("; job "), "{err}");
         assert!(!state.exists(), "{flag:?}/{env:?} created the state dir");
         assert!(
             read_nb(&output)["metadata"]["nbexec"]

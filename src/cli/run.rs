@@ -575,7 +575,7 @@ pub fn main(args: RunArgs) -> i32 {
         Ok(done) => {
             let code = done.outcome.exit_code();
             if let nbexec::Outcome::CellFailed(failure) = &done.outcome {
-                print_traceback(failure);
+                print_traceback(failure, redact);
             }
             if code != 0 {
                 error_line(redact(done.outcome.summary()));
@@ -602,15 +602,16 @@ pub fn main(args: RunArgs) -> i32 {
 
 /// The failing cell's traceback as the kernel sent it: coloured on a terminal, plain
 /// text in a log.
-fn print_traceback(failure: &nbexec::CellError) {
+fn print_traceback(failure: &nbexec::CellError, redact: impl Fn(String) -> String) {
     if failure.traceback.is_empty() {
         return;
     }
     let text = failure.traceback.join("\n");
+    // Secrets are redacted in what is printed as in what is saved.
     let text = if progress::stderr_is_terminal() {
-        text
+        redact(text)
     } else {
-        progress::strip_ansi(&text)
+        redact(progress::strip_ansi(&text))
     };
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", text.trim_end_matches('\n'));
