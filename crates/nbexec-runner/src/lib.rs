@@ -460,6 +460,7 @@ pub async fn run_with_kernel(
         }
     };
     trace("kernel ready");
+    metadata::set_language_info(&mut nb, client.kernel_info());
     let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
     events(&RunEvent::KernelReady {
