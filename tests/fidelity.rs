@@ -787,3 +787,34 @@ fn a_shown_traceback_is_recorded_but_does_not_fail_the_run() {
     assert_eq!(stream_text(&out["cells"][1], "stdout"), "still running\n");
     assert_eq!(out["metadata"]["papermill"]["exception"], Value::Null);
 }
+
+/// Output an Output widget captures is bounded by `--max-output-mb` like the cell's
+/// own: a cell printing without end inside `with out:` cannot exhaust memory.
+#[test]
+fn output_captured_by_a_widget_counts_against_the_output_limit() {
+    let nb = notebook(vec![
+        code("import ipywidgets as widgets\nout = widgets.Output()", &[]),
+        code(
+            "with out:\n    for i in range(200):\n        print('x' * 99)",
+            &[],
+        ),
+    ]);
+    // 0.01 MiB: about 10 000 bytes of the 20 000 printed.
+    let (exit, out) = run_nb(&nb, &["--max-output-mb", "0.01"]);
+    assert_eq!(exit, Some(0));
+    let models = widget_models(&out);
+    let output = models
+        .iter()
+        .find(|m| m["model_name"] == "OutputModel")
+        .expect("the Output widget's state is saved");
+    let text: String = output["state"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["text"].as_str().unwrap_or(""))
+        .collect();
+    // Messages are kept or dropped whole: what is kept stays within the limit.
+    assert!(text.len() <= 10_486, "{} bytes kept", text.len());
+    let note = stream_text(&out["cells"][1], "stderr");
+    assert!(note.contains("--max-output-mb"), "{note}");
+}

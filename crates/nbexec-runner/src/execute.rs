@@ -65,6 +65,17 @@ fn content_size(value: &Value) -> usize {
     }
 }
 
+/// The bytes an output message counts against the per-cell limit.
+fn output_size(msg_type: &str, content: &Value) -> usize {
+    match msg_type {
+        "stream" => content
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or(0, str::len),
+        _ => content.get("data").map_or(0, content_size),
+    }
+}
+
 /// Is this cell sent to the kernel? (nbclient skips empty sources.)
 pub fn is_executable(cell: &nbexec_format::Cell) -> bool {
     cell.is_code() && !cell.source().trim().is_empty() && !cell.has_tag(SKIP_TAG)
@@ -417,6 +428,15 @@ fn handle_iopub(
             let wait = content.get("wait").and_then(Value::as_bool) == Some(true);
             widgets.clear_output(&comm_id, wait);
         } else {
+            // Captured output counts against the cell's limit like its own.
+            if msg_type != "error" {
+                let size = output_size(msg_type, content);
+                if limit.is_some_and(|max| flight.output_bytes + size > max) {
+                    flight.dropped_bytes += size;
+                    return;
+                }
+                flight.output_bytes += size;
+            }
             widgets.output(&comm_id, msg_type, content);
         }
         return;
@@ -455,13 +475,7 @@ fn handle_iopub(
                 flight.output_bytes = 0;
             }
             if msg_type != "error" {
-                let size = match msg_type {
-                    "stream" => content
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .map_or(0, str::len),
-                    _ => content.get("data").map_or(0, content_size),
-                };
+                let size = output_size(msg_type, content);
                 if limit.is_some_and(|max| flight.output_bytes + size > max) {
                     flight.dropped_bytes += size;
                     return;
