@@ -163,10 +163,10 @@ pub fn notebook_started(
         *slot = Value::Object(Map::new());
     }
     let pm = slot.as_object_mut().expect("just made an object");
-    // Papermill's loader gives a notebook that was never run these keys; one that
-    // was (it has a start time) keeps what it has. Injected parameters may already
-    // be there: they are not a run.
-    if !pm.contains_key("start_time") {
+    // Papermill's loader gives these keys to a notebook without papermill metadata;
+    // one that has some (from an earlier run) keeps what it has. Parameters nbexec
+    // injected may already be there: they alone do not count.
+    if pm.keys().all(|k| k == "parameters") {
         pm.entry("default_parameters")
             .or_insert_with(|| Value::Object(Map::new()));
         pm.entry("environment_variables")
