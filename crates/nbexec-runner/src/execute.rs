@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::events::RunEvent;
 use crate::metadata::{self, CellStatus};
-use crate::outputs::{self, DisplayIds};
+use crate::outputs::{self, DisplayIds, Widgets};
 use crate::session::{KernelSession, SessionEvent};
 use crate::{CancelReason, CellError, Outcome};
 
@@ -65,6 +65,17 @@ fn content_size(value: &Value) -> usize {
     }
 }
 
+/// The bytes an output message counts against the per-cell limit.
+fn output_size(msg_type: &str, content: &Value) -> usize {
+    match msg_type {
+        "stream" => content
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or(0, str::len),
+        _ => content.get("data").map_or(0, content_size),
+    }
+}
+
 /// Is this cell sent to the kernel? (nbclient skips empty sources.)
 pub fn is_executable(cell: &nbexec_format::Cell) -> bool {
     cell.is_code() && !cell.source().trim().is_empty() && !cell.has_tag(SKIP_TAG)
@@ -93,7 +104,8 @@ struct InFlight {
 pub type Saver<'a> = &'a mut (dyn FnMut(&Notebook) + Send);
 
 /// Executes every cell of `nb` (already reset and injected) and returns how it ended.
-/// Metadata is updated as it goes; banners are the caller's business.
+/// Metadata is updated as it goes (widget state at the end, whatever the outcome);
+/// banners are the caller's business.
 pub async fn execute_cells<K: KernelSession>(
     nb: &mut Notebook,
     kernel: &mut K,
@@ -101,6 +113,21 @@ pub async fn execute_cells<K: KernelSession>(
     cancel: &mut watch::Receiver<Option<CancelReason>>,
     events: &mut (dyn FnMut(&RunEvent) + Send),
     save: Saver<'_>,
+) -> Outcome {
+    let mut widgets = Widgets::default();
+    let outcome = run_cells(nb, kernel, config, cancel, events, save, &mut widgets).await;
+    widgets.save(nb.metadata_mut());
+    outcome
+}
+
+async fn run_cells<K: KernelSession>(
+    nb: &mut Notebook,
+    kernel: &mut K,
+    config: &ExecConfig,
+    cancel: &mut watch::Receiver<Option<CancelReason>>,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    save: Saver<'_>,
+    widgets: &mut Widgets,
 ) -> Outcome {
     let order: Vec<usize> = (0..nb.cells().len()).collect();
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
@@ -143,6 +170,7 @@ pub async fn execute_cells<K: KernelSession>(
             }
             let stop_on_error = !(config.allow_errors || cell.has_tag(RAISES_TAG));
             let source = cell.source().to_owned();
+            metadata::clear_timing(&mut nb.cells_mut()[index]);
             match kernel.execute(&source, stop_on_error).await {
                 Ok(msg_id) => {
                     by_msg.insert(msg_id, index);
@@ -201,7 +229,7 @@ pub async fn execute_cells<K: KernelSession>(
                 let reason = *cancel.borrow();
                 if let Some(reason) = reason {
                     let detail = format!("execution was cancelled ({})", reason.describe());
-                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, events, "ExecutionCancelled", detail,
+                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, widgets, events, "ExecutionCancelled", detail,
                         Outcome::Cancelled { cell: Some(front_cell), reason }).await;
                 }
             }
@@ -238,17 +266,19 @@ pub async fn execute_cells<K: KernelSession>(
                         events(&RunEvent::CellFinished { index: dead_cell, status: CellStatus::Failed });
                         return Outcome::KernelDied { cell: Some(dead_cell), detail };
                     }
-                    SessionEvent::Iopub { parent, msg_type, content } => {
+                    SessionEvent::Iopub { parent, msg_type, content, date } => {
                         let Some(parent) = parent else { continue };
                         let Some(&index) = by_msg.get(&parent) else { continue };
                         let Some(flight) = flights.iter_mut().find(|f| f.cell == index) else { continue };
-                        handle_iopub(nb, flight, &mut displays, events, &msg_type, &content, &mut executed, total, config.max_output_bytes);
+                        let msg = Msg { parent: &parent, msg_type: &msg_type, content: &content, date: date.as_deref() };
+                        handle_iopub(nb, flight, &mut displays, widgets, events, &msg, &mut executed, total, config.max_output_bytes);
                     }
-                    SessionEvent::Reply { parent, msg_type, content } => {
+                    SessionEvent::Reply { parent, msg_type, content, date } => {
                         if msg_type != "execute_reply" { continue }
                         let Some(parent) = parent else { continue };
                         let Some(&index) = by_msg.get(&parent) else { continue };
                         if let Some(flight) = flights.iter_mut().find(|f| f.cell == index) {
+                            metadata::record_timing(&mut nb.cells_mut()[index], "shell.execute_reply", date.as_deref());
                             flight.reply = Some(content);
                         }
                     }
@@ -270,13 +300,13 @@ pub async fn execute_cells<K: KernelSession>(
                 if cell_deadline.is_some_and(|d| now >= d) {
                     let secs = config.execution_timeout.map_or(0, |t| t.as_secs());
                     let detail = format!("A cell timed out while it was being executed, after {secs} seconds.");
-                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, events, "CellTimeoutError", detail.clone(),
+                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, widgets, events, "CellTimeoutError", detail.clone(),
                         Outcome::Timeout { cell: Some(front_cell), detail }).await;
                 }
                 if total_deadline.is_some_and(|d| now >= d) {
                     let mins = config.total_timeout.map_or(0, |t| t.as_secs() / 60);
                     let detail = format!("The notebook did not finish within its time limit of {mins} minute(s).");
-                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, events, "NotebookTimeoutError", detail.clone(),
+                    return stop_running(nb, kernel, config, &mut flights, &by_msg, &mut displays, widgets, events, "NotebookTimeoutError", detail.clone(),
                         Outcome::Timeout { cell: Some(front_cell), detail }).await;
                 }
                 if next_save.is_some_and(|d| now >= d) {
@@ -313,18 +343,29 @@ fn error_output(ename: &str, evalue: &str) -> Value {
     })
 }
 
+/// An IOPub message about one of our requests.
+struct Msg<'a> {
+    /// The msg_id of the execute request it belongs to.
+    parent: &'a str,
+    msg_type: &'a str,
+    content: &'a Value,
+    /// Its `header.date`.
+    date: Option<&'a str>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn handle_iopub(
     nb: &mut Notebook,
     flight: &mut InFlight,
     displays: &mut DisplayIds,
+    widgets: &mut Widgets,
     events: &mut (dyn FnMut(&RunEvent) + Send),
-    msg_type: &str,
-    content: &Value,
+    msg: &Msg<'_>,
     executed: &mut usize,
     total: usize,
     limit: Option<usize>,
 ) {
+    let (msg_type, content) = (msg.msg_type, msg.content);
     let index = flight.cell;
     if let Some(id) = outputs::display_id(content)
         && matches!(
@@ -375,12 +416,45 @@ fn handle_iopub(
             total,
         });
     }
+    // Output an Output widget captures goes to the widget, not the cell.
+    let capturing = matches!(
+        msg_type,
+        "clear_output" | "stream" | "display_data" | "execute_result" | "error"
+    )
+    .then(|| widgets.capturing(msg.parent))
+    .flatten();
+    if let Some(comm_id) = capturing {
+        if msg_type == "clear_output" {
+            let wait = content.get("wait").and_then(Value::as_bool) == Some(true);
+            widgets.clear_output(&comm_id, wait);
+        } else {
+            // Captured output counts against the cell's limit like its own.
+            if msg_type != "error" {
+                let size = output_size(msg_type, content);
+                if limit.is_some_and(|max| flight.output_bytes + size > max) {
+                    flight.dropped_bytes += size;
+                    return;
+                }
+                flight.output_bytes += size;
+            }
+            widgets.output(&comm_id, msg_type, content);
+        }
+        return;
+    }
     match msg_type {
         "status" => match content.get("execution_state").and_then(Value::as_str) {
-            Some("busy") => flight.busy_at = flight.busy_at.or(Some(Instant::now())),
-            Some("idle") => flight.idle = true,
+            Some("busy") => {
+                flight.busy_at = flight.busy_at.or(Some(Instant::now()));
+                metadata::record_timing(cell, "iopub.status.busy", msg.date);
+            }
+            Some("idle") => {
+                flight.idle = true;
+                metadata::record_timing(cell, "iopub.status.idle", msg.date);
+            }
             _ => {}
         },
+        "execute_input" => metadata::record_timing(cell, "iopub.execute_input", msg.date),
+        "comm_open" | "comm_msg" => widgets.handle_comm(msg_type, content),
         "clear_output" => {
             if content
                 .get("wait")
@@ -401,13 +475,7 @@ fn handle_iopub(
                 flight.output_bytes = 0;
             }
             if msg_type != "error" {
-                let size = match msg_type {
-                    "stream" => content
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .map_or(0, str::len),
-                    _ => content.get("data").map_or(0, content_size),
-                };
+                let size = output_size(msg_type, content);
                 if limit.is_some_and(|max| flight.output_bytes + size > max) {
                     flight.dropped_bytes += size;
                     return;
@@ -526,6 +594,7 @@ async fn stop_running<K: KernelSession>(
     flights: &mut VecDeque<InFlight>,
     by_msg: &HashMap<String, usize>,
     displays: &mut DisplayIds,
+    widgets: &mut Widgets,
     events: &mut (dyn FnMut(&RunEvent) + Send),
     ename: &str,
     detail: String,
@@ -549,15 +618,17 @@ async fn stop_running<K: KernelSession>(
             () = &mut grace => break,
             event = kernel.recv() => match event {
                 SessionEvent::Died { .. } => break,
-                SessionEvent::Iopub { parent: Some(parent), msg_type, content } => {
+                SessionEvent::Iopub { parent: Some(parent), msg_type, content, date } => {
                     if by_msg.get(&parent) == Some(&front_cell)
                         && let Some(flight) = flights.front_mut() {
-                            handle_iopub(nb, flight, displays, events, &msg_type, &content, &mut dummy, 0, config.max_output_bytes);
+                            let msg = Msg { parent: &parent, msg_type: &msg_type, content: &content, date: date.as_deref() };
+                            handle_iopub(nb, flight, displays, widgets, events, &msg, &mut dummy, 0, config.max_output_bytes);
                         }
                 }
-                SessionEvent::Reply { parent: Some(parent), content, .. } => {
+                SessionEvent::Reply { parent: Some(parent), content, date, .. } => {
                     if by_msg.get(&parent) == Some(&front_cell)
                         && let Some(flight) = flights.front_mut() {
+                            metadata::record_timing(&mut nb.cells_mut()[front_cell], "shell.execute_reply", date.as_deref());
                             flight.reply = Some(content);
                         }
                 }

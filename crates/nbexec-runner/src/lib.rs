@@ -527,6 +527,7 @@ pub async fn run_with_kernel(
         }
     };
     trace("kernel ready");
+    metadata::set_language_info(&mut nb, client.kernel_info());
     let mut client = client;
     for check in &opts.preflight {
         let failed = tokio::select! {

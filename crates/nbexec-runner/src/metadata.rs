@@ -55,13 +55,17 @@ pub fn remove_error_markers(nb: &mut Notebook) {
     nb.cells_mut().retain(|c| !c.has_tag(ERROR_MARKER_TAG));
 }
 
-/// Papermill's `notebook_start`: every cell pending, code cells cleared.
+/// Papermill's `notebook_start`: every cell pending, code cells cleared, and (as
+/// papermill's loader does) a `tags` list on every cell.
 pub fn reset_cells(nb: &mut Notebook) {
     for cell in nb.cells_mut() {
         if cell.is_code() {
             cell.set_execution_count(None);
             cell.outputs_mut().clear();
         }
+        cell.metadata_mut()
+            .entry("tags")
+            .or_insert_with(|| Value::Array(Vec::new()));
         let md = papermill_md(cell);
         md.clear();
         md.insert("exception".into(), Value::Null);
@@ -69,6 +73,49 @@ pub fn reset_cells(nb: &mut Notebook) {
         md.insert("end_time".into(), Value::Null);
         md.insert("duration".into(), Value::Null);
         md.insert("status".into(), Value::from(CellStatus::Pending.as_str()));
+    }
+}
+
+/// The papermill release whose metadata layout nbexec writes, recorded as
+/// `metadata.papermill.version` for readers that check it (nbexec's own version is
+/// `metadata.nbexec.version`).
+pub const PAPERMILL_VERSION: &str = "2.7.0";
+
+/// nbclient's `metadata.execution` timestamps (`record_timing`): cleared when a cell
+/// is sent, then `iopub.status.busy`, `iopub.execute_input`, `shell.execute_reply` and
+/// `iopub.status.idle` as the kernel's messages about it arrive.
+pub fn clear_timing(cell: &mut Cell) {
+    cell.metadata_mut()
+        .insert("execution".into(), Value::Object(Map::new()));
+}
+
+/// Records one timing key, at the message's `header.date` (else now), in nbclient's
+/// format: UTC, microseconds, `Z`.
+pub fn record_timing(cell: &mut Cell, key: &str, date: Option<&str>) {
+    let at = date
+        .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+        .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
+    let md = cell.metadata_mut();
+    let slot = md
+        .entry("execution")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    if let Value::Object(times) = slot {
+        times.insert(
+            key.into(),
+            Value::from(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+        );
+    }
+}
+
+/// The kernel's `language_info` (from its `kernel_info_reply`) replaces the
+/// notebook's, as nbclient does; a kernel that gives none leaves it alone.
+pub fn set_language_info(nb: &mut Notebook, kernel_info: &Value) {
+    if let Some(info @ Value::Object(_)) = kernel_info.get("language_info") {
+        nb.metadata_mut()
+            .insert("language_info".into(), info.clone());
     }
 }
 
@@ -116,6 +163,17 @@ pub fn notebook_started(
         *slot = Value::Object(Map::new());
     }
     let pm = slot.as_object_mut().expect("just made an object");
+    // Papermill's loader gives these keys to a notebook without papermill metadata;
+    // one that has some (from an earlier run) keeps what it has. Parameters nbexec
+    // injected may already be there: they alone do not count.
+    if pm.keys().all(|k| k == "parameters") {
+        pm.entry("default_parameters")
+            .or_insert_with(|| Value::Object(Map::new()));
+        pm.entry("environment_variables")
+            .or_insert_with(|| Value::Object(Map::new()));
+        pm.entry("version")
+            .or_insert_with(|| Value::from(PAPERMILL_VERSION));
+    }
     pm.insert(
         "input_path".into(),
         input_path.map_or(Value::Null, Value::from),

@@ -147,6 +147,182 @@ pub(crate) fn append_terminal_text(text: &mut String, chunk: &str) {
     text.push_str(&line);
 }
 
+/// The front end's part of Jupyter widgets, as nbclient plays it: the state of every
+/// widget model the kernel opened (`comm_open`, then `comm_msg` updates), saved as
+/// `metadata.widgets`, and the Output widget, which captures the output its
+/// `with` block produces instead of the cell.
+#[derive(Default)]
+pub(crate) struct Widgets {
+    /// Model state by comm id.
+    state: Map<String, Value>,
+    /// Output widgets by comm id: whether a `clear_output(wait=True)` is pending.
+    output_widgets: HashMap<String, OutputWidget>,
+    /// For each request msg_id, the Output widgets capturing its output, innermost last.
+    hooks: HashMap<String, Vec<String>>,
+}
+
+#[derive(Default)]
+struct OutputWidget {
+    msg_id: Option<String>,
+    clear_pending: bool,
+}
+
+const OUTPUT_MODULE: &str = "@jupyter-widgets/output";
+const OUTPUT_MODEL: &str = "OutputModel";
+
+impl Widgets {
+    /// Takes in a `comm_open` or `comm_msg`.
+    pub(crate) fn handle_comm(&mut self, msg_type: &str, content: &Value) {
+        let Some(comm_id) = content.get("comm_id").and_then(Value::as_str) else {
+            return;
+        };
+        let Some(Value::Object(update)) = content.get("data").and_then(|d| d.get("state")) else {
+            // Custom messages (`widget.send(...)`) carry no state.
+            return;
+        };
+        let slot = self
+            .state
+            .entry(comm_id.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(state) = slot {
+            for (k, v) in update {
+                state.insert(k.clone(), v.clone());
+            }
+        }
+        match msg_type {
+            "comm_open" => {
+                let is_output = content.get("target_name").and_then(Value::as_str)
+                    == Some("jupyter.widget")
+                    && update.get("_model_module").and_then(Value::as_str) == Some(OUTPUT_MODULE)
+                    && update.get("_model_name").and_then(Value::as_str) == Some(OUTPUT_MODEL);
+                if is_output {
+                    self.output_widgets
+                        .insert(comm_id.to_owned(), OutputWidget::default());
+                }
+            }
+            "comm_msg" => {
+                let Some(widget) = self.output_widgets.get_mut(comm_id) else {
+                    return;
+                };
+                // The kernel sets `msg_id` when a `with` block starts capturing and
+                // clears it when the block ends.
+                match update.get("msg_id") {
+                    Some(Value::String(id)) if !id.is_empty() => {
+                        self.hooks
+                            .entry(id.clone())
+                            .or_default()
+                            .push(comm_id.to_owned());
+                        widget.msg_id = Some(id.clone());
+                    }
+                    Some(_) => {
+                        if let Some(previous) = widget.msg_id.take()
+                            && let Some(stack) = self.hooks.get_mut(&previous)
+                        {
+                            stack.pop();
+                        }
+                    }
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The Output widget capturing the output of request `parent`, if any.
+    pub(crate) fn capturing(&self, parent: &str) -> Option<String> {
+        self.hooks.get(parent)?.last().cloned()
+    }
+
+    fn outputs_mut(&mut self, comm_id: &str) -> Option<&mut Vec<Value>> {
+        let Some(Value::Object(state)) = self.state.get_mut(comm_id) else {
+            return None;
+        };
+        let outputs = state
+            .entry("outputs")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !outputs.is_array() {
+            *outputs = Value::Array(Vec::new());
+        }
+        outputs.as_array_mut()
+    }
+
+    /// An output message the Output widget `comm_id` captures.
+    pub(crate) fn output(&mut self, comm_id: &str, msg_type: &str, content: &Value) {
+        let Some(out) = output_from_msg(msg_type, content) else {
+            return;
+        };
+        let clear = self
+            .output_widgets
+            .get_mut(comm_id)
+            .is_some_and(|w| std::mem::take(&mut w.clear_pending));
+        let Some(outputs) = self.outputs_mut(comm_id) else {
+            return;
+        };
+        if clear {
+            outputs.clear();
+        }
+        if msg_type == "stream" {
+            let name = content
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("stdout");
+            let text = content.get("text").and_then(Value::as_str).unwrap_or("");
+            if merge_stream(outputs, name, text) {
+                return;
+            }
+        }
+        outputs.push(out);
+    }
+
+    /// A `clear_output` the Output widget `comm_id` captures.
+    pub(crate) fn clear_output(&mut self, comm_id: &str, wait: bool) {
+        if wait {
+            if let Some(w) = self.output_widgets.get_mut(comm_id) {
+                w.clear_pending = true;
+            }
+        } else if let Some(outputs) = self.outputs_mut(comm_id) {
+            outputs.clear();
+        }
+    }
+
+    /// `metadata.widgets` as nbclient writes it: the run's widget models replace
+    /// whatever the notebook had saved. A run that made no widgets changes nothing.
+    pub(crate) fn save(&self, metadata: &mut Map<String, Value>) {
+        if self.state.is_empty() {
+            return;
+        }
+        let mut models = Map::new();
+        for (comm_id, state) in &self.state {
+            let Value::Object(fields) = state else {
+                continue;
+            };
+            if !fields.contains_key("_model_name") {
+                continue;
+            }
+            let get = |k: &str| fields.get(k).cloned().unwrap_or(Value::Null);
+            models.insert(
+                comm_id.clone(),
+                serde_json::json!({
+                    "model_name": get("_model_name"),
+                    "model_module": get("_model_module"),
+                    "model_module_version": get("_model_module_version"),
+                    "state": state,
+                }),
+            );
+        }
+        metadata.insert(
+            "widgets".into(),
+            serde_json::json!({
+                "application/vnd.jupyter.widget-state+json": {
+                    "state": models,
+                    "version_major": 2,
+                    "version_minor": 0,
+                }
+            }),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

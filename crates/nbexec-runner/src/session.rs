@@ -14,12 +14,16 @@ pub enum SessionEvent {
         parent: Option<String>,
         msg_type: String,
         content: Value,
+        /// `header.date` as the kernel wrote it (ISO 8601), if it did.
+        date: Option<String>,
     },
     /// A shell reply (`execute_reply`) with its parent's msg_id.
     Reply {
         parent: Option<String>,
         msg_type: String,
         content: Value,
+        /// `header.date` as the kernel wrote it (ISO 8601), if it did.
+        date: Option<String>,
     },
     /// The kernel is gone (crash, OOM, `os._exit`): a one-line description.
     Died { detail: String },

@@ -41,6 +41,7 @@ impl KernelSession for ZmqSession {
             match self.client.recv().await {
                 KernelEvent::Iopub(m) => {
                     return SessionEvent::Iopub {
+                        date: header_date(&m.header),
                         parent: m.parent_msg_id,
                         msg_type: m.msg_type,
                         content: m.content,
@@ -48,6 +49,7 @@ impl KernelSession for ZmqSession {
                 }
                 KernelEvent::ShellReply(m) => {
                     return SessionEvent::Reply {
+                        date: header_date(&m.header),
                         parent: m.parent_msg_id,
                         msg_type: m.msg_type,
                         content: m.content,
@@ -75,4 +77,8 @@ impl KernelSession for ZmqSession {
     async fn interrupt(&mut self) {
         let _ = self.interrupter.interrupt().await;
     }
+}
+
+fn header_date(header: &serde_json::Value) -> Option<String> {
+    header.get("date")?.as_str().map(str::to_owned)
 }
