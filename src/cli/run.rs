@@ -193,8 +193,9 @@ pub struct RunArgs {
     /// Secret parameters from a JSON (.json) or YAML file of NAME: VALUE strings
     #[arg(long = "secrets-file", value_name = "FILE", action = clap::ArgAction::Append)]
     secrets_file: Vec<PathBuf>,
-    /// The detached process of --detach: the run comes on standard input
-    #[arg(long = "detached-child", hide = true)]
+    /// Internal: the background process --detach starts; it reads the run (arguments and
+    /// secrets) from standard input, never from its command line
+    #[arg(long = "detached-child", requires = "job_id")]
     detached_child: bool,
     /// Connect to the kernel over TCP instead of IPC
     #[arg(long)]
