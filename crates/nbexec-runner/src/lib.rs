@@ -7,6 +7,7 @@
 
 mod events;
 mod execute;
+mod gateway;
 pub mod jobs;
 pub mod metadata;
 mod outputs;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 pub use events::RunEvent;
 pub use execute::{ExecConfig, RAISES_TAG, SKIP_TAG, execute_cells, is_executable};
+pub use gateway::GatewaySession;
 pub use metadata::CellStatus;
 pub use session::{KernelSession, SessionEvent};
 pub use zmq::ZmqSession;
@@ -200,6 +202,8 @@ pub struct RunOptions {
     /// Secret values: replaced by `[REDACTED]` wherever they land in the saved
     /// outputs (printed, displayed, in an error or its traceback).
     pub redact: Vec<String>,
+    /// Run the kernel behind this Jupyter gateway instead of locally.
+    pub gateway: Option<nbexec_gateway::GatewayConfig>,
 }
 
 impl Default for RunOptions {
@@ -219,6 +223,7 @@ impl Default for RunOptions {
             extra_metadata: Map::new(),
             shutdown_grace: Duration::from_millis(500),
             redact: Vec::new(),
+            gateway: None,
         }
     }
 }
@@ -232,6 +237,15 @@ pub struct RunResult {
     pub kernel: String,
     /// Where the notebook was saved, if it was.
     pub saved_to: Option<PathBuf>,
+    /// The gateway and the kernel's id on it, for a remote run.
+    pub remote: Option<RemoteKernelInfo>,
+}
+
+/// Which remote kernel ran a notebook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteKernelInfo {
+    pub gateway: String,
+    pub kernel_id: String,
 }
 
 /// Why a run could not even start, or its result could not be saved.
@@ -446,10 +460,47 @@ pub async fn run(
             source,
         })?;
     }
+    if let Some(cfg) = &opts.gateway {
+        let name = choose_kernel_name(&nb, opts.kernel_name.as_deref());
+        let start = start_remote(cfg.clone(), name.clone(), opts, |_| {});
+        return run_with_gateway(nb, opts, &name, start, events, cancel).await;
+    }
     let spec = resolve_spec(&nb, opts)?;
     let launch = launch_options(opts);
     let start = nbexec_kernel::KernelClient::start(&spec, &launch);
     run_with_kernel(nb, opts, &spec.name, start, events, cancel).await
+}
+
+/// Starts `kernel_name` behind the gateway `cfg`, with the environment a Jupyter
+/// `GatewayClient` sends (`KERNEL_*` variables, `KERNEL_WORKING_DIR` from `cwd`,
+/// `KERNEL_LAUNCH_TIMEOUT` from the start timeout). `note` hears about waits for a
+/// free kernel slot.
+pub fn start_remote(
+    cfg: nbexec_gateway::GatewayConfig,
+    kernel_name: String,
+    opts: &RunOptions,
+    mut note: impl FnMut(&str) + Send + 'static,
+) -> impl std::future::Future<
+    Output = Result<nbexec_gateway::RemoteKernel, nbexec_gateway::GatewayError>,
+> + Send
++ 'static {
+    let mut env = cfg.kernel_env(std::env::vars());
+    if let Some(cwd) = &opts.cwd {
+        let dir = std::path::absolute(cwd).unwrap_or_else(|_| cwd.clone());
+        env.insert(
+            "KERNEL_WORKING_DIR".into(),
+            Value::from(dir.to_string_lossy().into_owned()),
+        );
+    }
+    let start = nbexec_gateway::StartOptions {
+        kernel_name,
+        env,
+        start_timeout: opts.start_timeout,
+    };
+    async move {
+        let gateway = nbexec_gateway::Gateway::new(cfg)?;
+        nbexec_gateway::RemoteKernel::start(&gateway, &start, &mut note).await
+    }
 }
 
 /// The kernelspec a run uses: the given one, else found by name (see
@@ -476,31 +527,151 @@ pub fn launch_options(opts: &RunOptions) -> LaunchOptions {
 /// Runs a prepared notebook on a kernel that `kernel` starts (or has started ahead
 /// of need: batch runs keep the next kernel warming while the current one works).
 pub async fn run_with_kernel(
-    mut nb: Notebook,
+    nb: Notebook,
     opts: &RunOptions,
     kernel_name: &str,
     kernel: impl std::future::Future<
         Output = Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>,
     >,
     events: &mut (dyn FnMut(&RunEvent) + Send),
+    cancel: watch::Receiver<Option<CancelReason>>,
+) -> Result<RunResult, RunError> {
+    let kernel = async move {
+        match kernel.await {
+            Ok(client) => Ok(AnySession::Zmq(ZmqSession::new(client))),
+            Err(error) => {
+                let detail = error.to_string();
+                Err(match error {
+                    nbexec_kernel::KernelError::StartTimeout { .. } => {
+                        Outcome::Timeout { cell: None, detail }
+                    }
+                    nbexec_kernel::KernelError::ExitedDuringStart { .. } => {
+                        Outcome::KernelDied { cell: None, detail }
+                    }
+                    _ => Outcome::KernelUnavailable { detail },
+                })
+            }
+        }
+    };
+    run_session(nb, opts, kernel_name, kernel, events, cancel).await
+}
+
+/// Runs a prepared notebook on a kernel behind a gateway that `kernel` starts (see
+/// [`start_remote`]). Semantics are those of [`run_with_kernel`].
+pub async fn run_with_gateway(
+    nb: Notebook,
+    opts: &RunOptions,
+    kernel_name: &str,
+    kernel: impl std::future::Future<
+        Output = Result<nbexec_gateway::RemoteKernel, nbexec_gateway::GatewayError>,
+    >,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    cancel: watch::Receiver<Option<CancelReason>>,
+) -> Result<RunResult, RunError> {
+    let kernel = async move {
+        match kernel.await {
+            Ok(remote) => Ok(AnySession::Gateway(GatewaySession::new(remote))),
+            Err(error) => {
+                let detail = error.to_string();
+                Err(match error {
+                    nbexec_gateway::GatewayError::StartTimeout { .. } => {
+                        Outcome::Timeout { cell: None, detail }
+                    }
+                    nbexec_gateway::GatewayError::Protocol { .. } => {
+                        Outcome::KernelDied { cell: None, detail }
+                    }
+                    _ => Outcome::KernelUnavailable { detail },
+                })
+            }
+        }
+    };
+    run_session(nb, opts, kernel_name, kernel, events, cancel).await
+}
+
+/// The kernel of a run, over whichever transport.
+enum AnySession {
+    Zmq(ZmqSession),
+    Gateway(GatewaySession),
+}
+
+impl KernelSession for AnySession {
+    async fn execute(&mut self, code: &str, stop_on_error: bool) -> Result<String, String> {
+        match self {
+            AnySession::Zmq(s) => s.execute(code, stop_on_error).await,
+            AnySession::Gateway(s) => s.execute(code, stop_on_error).await,
+        }
+    }
+
+    async fn recv(&mut self) -> SessionEvent {
+        match self {
+            AnySession::Zmq(s) => s.recv().await,
+            AnySession::Gateway(s) => s.recv().await,
+        }
+    }
+
+    async fn interrupt(&mut self) {
+        match self {
+            AnySession::Zmq(s) => s.interrupt().await,
+            AnySession::Gateway(s) => s.interrupt().await,
+        }
+    }
+}
+
+impl AnySession {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            AnySession::Zmq(s) => s.client.pid(),
+            AnySession::Gateway(_) => None,
+        }
+    }
+
+    fn remote(&self) -> Option<RemoteKernelInfo> {
+        match self {
+            AnySession::Zmq(_) => None,
+            AnySession::Gateway(s) => Some(RemoteKernelInfo {
+                gateway: s.kernel.gateway().url().to_owned(),
+                kernel_id: s.kernel.id().to_owned(),
+            }),
+        }
+    }
+
+    /// Lets a local kernel begin its graceful exit while the notebook is written.
+    async fn request_shutdown(&mut self) {
+        if let AnySession::Zmq(s) = self {
+            s.client.request_shutdown().await;
+        }
+    }
+
+    /// Stops the kernel: a local one gracefully then killed, a remote one deleted
+    /// (best effort, capped at 10 s).
+    async fn shutdown(self, grace: Duration) {
+        match self {
+            AnySession::Zmq(s) => {
+                let _ = s.into_client().shutdown(grace).await;
+            }
+            AnySession::Gateway(s) => {
+                let _ = s.into_kernel().shutdown().await;
+            }
+        }
+    }
+}
+
+async fn run_session(
+    mut nb: Notebook,
+    opts: &RunOptions,
+    kernel_name: &str,
+    kernel: impl std::future::Future<Output = Result<AnySession, Outcome>>,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
     mut cancel: watch::Receiver<Option<CancelReason>>,
 ) -> Result<RunResult, RunError> {
     prepare(&mut nb, opts);
     let run_started = Utc::now();
-    let client = tokio::select! {
+    let mut session = tokio::select! {
         started = kernel => match started {
-            Ok(client) => client,
-            Err(error) => {
-                // The output notebook is written whatever happened, as papermill
-                // writes it before the kernel starts.
-                let detail = error.to_string();
-                let outcome = match error {
-                    nbexec_kernel::KernelError::StartTimeout { .. } => Outcome::Timeout { cell: None, detail },
-                    nbexec_kernel::KernelError::ExitedDuringStart { .. } => Outcome::KernelDied { cell: None, detail },
-                    _ => Outcome::KernelUnavailable { detail },
-                };
-                return finish(nb, opts, kernel_name, outcome, run_started, None).await;
-            }
+            Ok(session) => session,
+            // The output notebook is written whatever happened, as papermill
+            // writes it before the kernel starts.
+            Err(outcome) => return finish(nb, opts, kernel_name, outcome, run_started, None).await,
         },
         reason = wait_cancel(&mut cancel) => {
             let outcome = Outcome::Cancelled { cell: None, reason };
@@ -508,7 +679,6 @@ pub async fn run_with_kernel(
         }
     };
     trace("kernel ready");
-    let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
     events(&RunEvent::KernelReady {
         kernel: kernel_name,
@@ -605,7 +775,7 @@ async fn finish(
     kernel: &str,
     mut outcome: Outcome,
     started: chrono::DateTime<Utc>,
-    session: Option<ZmqSession>,
+    session: Option<AnySession>,
 ) -> Result<RunResult, RunError> {
     let failed = !outcome.is_success();
     let failing_cell = match &outcome {
@@ -622,13 +792,19 @@ async fn finish(
         }
     }
     metadata::notebook_finished(&mut nb, started, Utc::now(), failed);
-    let pid = session.as_ref().and_then(|s| s.client.pid());
-    record_nbexec(&mut nb, kernel, pid, &outcome, &opts.extra_metadata);
+    let pid = session.as_ref().and_then(AnySession::pid);
+    let remote = session.as_ref().and_then(AnySession::remote);
+    let mut extra = opts.extra_metadata.clone();
+    if let Some(r) = &remote {
+        extra.insert("gateway".into(), Value::from(r.gateway.clone()));
+        extra.insert("kernel_id".into(), Value::from(r.kernel_id.clone()));
+    }
+    record_nbexec(&mut nb, kernel, pid, &outcome, &extra);
 
     // Let the kernel begin its graceful exit while the notebook is written.
     let mut session = session;
     if let Some(session) = session.as_mut() {
-        session.client.request_shutdown().await;
+        session.request_shutdown().await;
     }
     redact_outputs(&mut nb, &opts.redact);
     let bytes = notebook_bytes(
@@ -651,7 +827,7 @@ async fn finish(
     };
     trace("notebook saved");
     if let Some(session) = session {
-        let _ = session.into_client().shutdown(opts.shutdown_grace).await;
+        session.shutdown(opts.shutdown_grace).await;
         trace("kernel shut down");
     }
     match saved {
@@ -660,6 +836,7 @@ async fn finish(
             outcome,
             kernel: kernel.to_owned(),
             saved_to,
+            remote,
         }),
         Err((path, source)) => {
             // Keep the work: write it where it can be written, and say where.
