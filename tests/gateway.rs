@@ -57,9 +57,15 @@ fn comparable(nb: &Value) -> Vec<Value> {
                         .collect()
                 })
                 .unwrap_or_default();
+            // A kernel killed by os._exit may take its last IOPub messages
+            // (`execute_input`, so the execution count) with it, over TCP locally as
+            // through a gateway: that count, and the banner quoting it, are not
+            // compared for the dead cell.
+            let died = outputs.iter().any(|o| o["error"] == "DeadKernelError");
+            let banner = c["source"].to_string().contains("papermill-error-cell");
             json!({
-                "source": c["source"],
-                "count": c["execution_count"],
+                "source": if banner { json!("(banner)") } else { c["source"].clone() },
+                "count": if died { Value::Null } else { c["execution_count"].clone() },
                 "status": c["metadata"]["papermill"]["status"],
                 "outputs": outputs,
             })
@@ -170,11 +176,7 @@ fn the_run_scenarios_give_the_same_notebooks_through_the_gateway_as_locally() {
         );
         assert!(r["metadata"]["nbexec"].get("kernel_pid").is_none());
         if expected != 0 {
-            assert!(
-                stderr(&remote).starts_with("error: "),
-                "{name}: {}",
-                stderr(&remote)
-            );
+            assert_eq!(error_lines(&remote).len(), 1, "{name}: {}", stderr(&remote));
         }
         gw.assert_no_kernels();
     }
@@ -307,7 +309,10 @@ fn sigterm_mid_run_saves_deletes_the_remote_kernel_and_exits_143() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     let nb = read_nb(&output);
-    assert_eq!(stream_text(&nb["cells"][0], "stdout"), "first\n");
+    assert_eq!(
+        stream_text(cell_with(&nb, "print('first'"), "stdout"),
+        "first\n"
+    );
     assert_eq!(status_of(&nb, "time.sleep(60)"), "failed");
     gw.assert_no_kernels();
 }
@@ -327,7 +332,7 @@ fn jobs_cancel_stops_a_remote_run_and_the_job_names_the_gateway_and_kernel() {
     assert_eq!(running.len(), 1);
     let jobs = job_list(state.path());
     assert_eq!(jobs.len(), 1, "{jobs:?}");
-    let id = jobs[0]["id"].as_str().unwrap().to_owned();
+    let id = jobs[0]["jobId"].as_str().unwrap().to_owned();
     let (code, text) = jobs_cmd(state.path(), &["cancel", &id]);
     assert_eq!(code, Some(0), "{text}");
     let status = child.wait().unwrap();
@@ -360,7 +365,10 @@ fn a_gateway_killed_mid_run_is_exit_138_with_the_notebook_saved() {
         "{err}"
     );
     let nb = read_nb(&output);
-    assert_eq!(stream_text(&nb["cells"][0], "stdout"), "first\n");
+    assert_eq!(
+        stream_text(cell_with(&nb, "print('first'"), "stdout"),
+        "first\n"
+    );
     assert_eq!(status_of(&nb, "time.sleep(60)"), "failed");
     assert_eq!(nb["metadata"]["nbexec"]["status"], json!("kernel_died"));
 }

@@ -177,21 +177,34 @@ impl Gateway {
         .map(drop)
     }
 
-    /// `DELETE /api/kernels/<id>`, within `cap`. A kernel already gone is fine.
+    /// `DELETE /api/kernels/<id>`, within `cap`. A kernel already gone is fine. A
+    /// server error is retried until the cap: a gateway answers 500 to a DELETE that
+    /// comes while it restarts a kernel that died (Kernel Gateway 3.0.1 does).
     pub async fn delete_kernel(&self, id: &str, cap: Duration) -> Result<(), GatewayError> {
         let path = format!("/api/kernels/{id}");
-        let result = tokio::time::timeout(cap, self.send(Method::DELETE, &path, None, Some(cap)))
-            .await
-            .unwrap_or_else(|_| {
-                Err(GatewayError::Unreachable {
-                    url: self.cfg.url.clone(),
-                    detail: format!("DELETE {path} took more than {} s", cap.as_secs()),
-                })
-            });
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.status() == Some(404) => Ok(()),
-            Err(e) => Err(e),
+        let deadline = tokio::time::Instant::now() + cap;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result =
+                tokio::time::timeout(left, self.send(Method::DELETE, &path, None, Some(left)))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(GatewayError::Unreachable {
+                            url: self.cfg.url.clone(),
+                            detail: format!("DELETE {path} took more than {} s", cap.as_secs()),
+                        })
+                    });
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if e.status() == Some(404) => return Ok(()),
+                Err(e)
+                    if e.status().is_some_and(|s| s >= 500)
+                        && left > Duration::from_millis(500) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }
