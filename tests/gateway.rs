@@ -448,3 +448,43 @@ fn at_the_gateways_kernel_limit_a_run_waits_then_runs() {
     assert_eq!(holder.wait().unwrap().code(), Some(124));
     gw.assert_no_kernels();
 }
+
+#[test]
+fn a_batch_runs_every_line_on_its_own_remote_kernel() {
+    let gw = KernelGateway::start();
+    let dir = tmp();
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![
+            code("n = 0", &["parameters"]),
+            code("import os\nprint(n * n, os.getpid())", &[]),
+        ]),
+    );
+    let batch = dir.path().join("params.jsonl");
+    std::fs::write(&batch, "{\"n\": 2}\n{\"n\": 3}\n{\"n\": 4}\n").unwrap();
+    let template = dir.path().join("out-{_index}.ipynb");
+    let out = run_cmd(
+        gw.nbexec(),
+        &[
+            "run",
+            input.to_str().unwrap(),
+            template.to_str().unwrap(),
+            "--batch",
+            batch.to_str().unwrap(),
+            "--jobs",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut kernel_ids = std::collections::HashSet::new();
+    for (line, n) in [(1, 2), (2, 3), (3, 4)] {
+        let nb = read_nb(&dir.path().join(format!("out-{line}.ipynb")));
+        let printed = stream_text(&nb["cells"][2], "stdout");
+        assert!(printed.starts_with(&format!("{} ", n * n)), "{printed}");
+        assert_eq!(nb["metadata"]["nbexec"]["gateway"], json!(gw.url));
+        kernel_ids.insert(nb["metadata"]["nbexec"]["kernel_id"].to_string());
+    }
+    assert_eq!(kernel_ids.len(), 3);
+    gw.assert_no_kernels();
+}
