@@ -312,7 +312,10 @@ impl crate::Run {
             })?;
         }
         let options = self.run_options(output_path.clone(), &recorded);
-        nbexec_runner::resolve_spec(&nb, &options)?;
+        // A gateway's kernels are its own business: only local ones are looked up.
+        if options.gateway.is_none() {
+            nbexec_runner::resolve_spec(&nb, &options)?;
+        }
         Ok(DetachPlan {
             inputs: inputs_for(&self.input, recorded.parameters, &options),
             output: output_path,

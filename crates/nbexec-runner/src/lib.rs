@@ -484,6 +484,13 @@ pub fn start_remote(
     Output = Result<nbexec_gateway::RemoteKernel, nbexec_gateway::GatewayError>,
 > + Send
 + 'static {
+    // A gateway may answer POST /api/kernels only once the kernel is launched
+    // (Enterprise Gateway on a cluster): as Jupyter's GatewayClient does, requests may
+    // take the launch timeout plus 2 s.
+    let mut cfg = cfg;
+    cfg.request_timeout = cfg
+        .request_timeout
+        .max(opts.start_timeout + Duration::from_secs(2));
     let mut env = cfg.kernel_env(std::env::vars());
     if let Some(cwd) = &opts.cwd {
         let dir = std::path::absolute(cwd).unwrap_or_else(|_| cwd.clone());
