@@ -421,7 +421,7 @@ fn a_dropped_websocket_is_reconnected_and_the_run_completes() {
 
 #[test]
 fn at_the_gateways_kernel_limit_a_run_waits_then_runs() {
-    let gw = KernelGateway::start_with(&["--KernelGatewayApp.max_kernels=1"]);
+    let gw = KernelGateway::start_with(Some(1));
     let dir = tmp();
     let first = tmp();
     let (mut holder, _) = start_long_run(gw.nbexec(), first.path(), &["--execution-timeout", "5"]);

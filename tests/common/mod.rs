@@ -423,7 +423,9 @@ pub fn process_start(pid: u32) -> String {
 
 /// A real Jupyter Kernel Gateway (from `.venv-gateway`, made by
 /// `scripts/venv.sh gateway`) on a free loopback port, with a token. Killed, with
-/// every kernel it started, when dropped.
+/// every kernel it started, when dropped. With `NBEXEC_GATEWAY=enterprise`, an
+/// Enterprise Gateway instead (`.venv-enterprise-gateway`, made by
+/// `scripts/venv.sh enterprise-gateway`): the opt-in run against it.
 pub struct KernelGateway {
     pub url: String,
     pub port: u16,
@@ -435,38 +437,69 @@ pub struct KernelGateway {
 
 impl KernelGateway {
     pub fn start() -> KernelGateway {
-        Self::start_with(&[])
+        Self::start_with(None)
     }
 
-    /// With extra `jupyter kernelgateway` options (`--KernelGatewayApp.max_kernels=1`).
-    pub fn start_with(extra: &[&str]) -> KernelGateway {
+    /// Allowing at most `max_kernels` kernels at once.
+    pub fn start_with(max_kernels: Option<u32>) -> KernelGateway {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap()
             .port();
-        Self::start_on(port, extra)
+        Self::start_on(port, max_kernels)
+    }
+
+    /// Which gateway the tests run against: `kernel` (default) or `enterprise`.
+    pub fn kind() -> String {
+        std::env::var("NBEXEC_GATEWAY").unwrap_or_else(|_| "kernel".into())
     }
 
     /// On a given port (to start it again where it was).
-    pub fn start_on(port: u16, extra: &[&str]) -> KernelGateway {
+    pub fn start_on(port: u16, max_kernels: Option<u32>) -> KernelGateway {
         use std::os::unix::process::CommandExt;
-        let venv = root().join(".venv-gateway");
+        let enterprise = Self::kind() == "enterprise";
+        let (venv, program, app) = if enterprise {
+            (
+                root().join(".venv-enterprise-gateway"),
+                "jupyter-enterprisegateway",
+                "EnterpriseGatewayApp",
+            )
+        } else {
+            (
+                root().join(".venv-gateway"),
+                "jupyter-kernelgateway",
+                "KernelGatewayApp",
+            )
+        };
         assert!(
-            venv.join("bin/jupyter-kernelgateway").exists(),
-            "no Kernel Gateway at {}: run scripts/venv.sh gateway first (scripts/test.sh does)",
-            venv.display()
+            venv.join("bin").join(program).exists(),
+            "no {program} in {}: run scripts/venv.sh {} first (scripts/test.sh does for Kernel Gateway)",
+            venv.display(),
+            if enterprise {
+                "enterprise-gateway"
+            } else {
+                "gateway"
+            }
         );
+        let mut extra = Vec::new();
+        if let Some(n) = max_kernels {
+            extra.push(format!("--{app}.max_kernels={n}"));
+        }
+        extra.push(if enterprise {
+            format!("--{app}.list_kernels=True")
+        } else {
+            "--JupyterWebsocketPersonality.list_kernels=True".to_owned()
+        });
         let dir = tempfile::tempdir().unwrap();
         let token = format!("tok{}", std::process::id());
         let log = dir.path().join("kg.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(venv.join("bin/jupyter-kernelgateway"))
-            .arg("--KernelGatewayApp.ip=127.0.0.1")
-            .arg(format!("--KernelGatewayApp.port={port}"))
-            .arg(format!("--KernelGatewayApp.auth_token={token}"))
-            .arg("--KernelGatewayApp.port_retries=0")
-            .arg("--JupyterWebsocketPersonality.list_kernels=True")
-            .args(extra)
+        let child = Command::new(venv.join("bin").join(program))
+            .arg(format!("--{app}.ip=127.0.0.1"))
+            .arg(format!("--{app}.port={port}"))
+            .arg(format!("--{app}.auth_token={token}"))
+            .arg(format!("--{app}.port_retries=0"))
+            .args(&extra)
             .current_dir(dir.path())
             .env("PATH", format!("{}/bin:/usr/bin:/bin", venv.display()))
             .env("JUPYTER_RUNTIME_DIR", dir.path().join("runtime"))
