@@ -14,6 +14,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use crate::ws::{self, Framing, Ws};
 use crate::{Gateway, GatewayError};
 
+/// How often the WebSocket is pinged.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
 /// How long deleting a kernel may take before nbexec gives up on it.
 pub const DELETE_CAP: Duration = Duration::from_secs(10);
 
@@ -333,9 +336,12 @@ async fn pump(
     let (mut sink, mut stream) = ws::split(ws);
     // A message that could not be sent when the connection dropped: sent again first.
     let mut pending: Option<(String, Message)> = None;
-    let mut ping = tokio::time::interval(Duration::from_secs(15));
+    let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Anything from the gateway (a pong included) proves the connection alive; a
+        // connection silent for three pings is treated as dropped.
+        let mut last_seen = Instant::now();
         let lost: String = 'conn: loop {
             if let Some((channel, msg)) = pending.take() {
                 if let Err(e) = sink.send(ws::encode(framing, &channel, &msg)).await {
@@ -348,6 +354,7 @@ async fn pump(
                     None | Some(Ok(WsMessage::Close(_))) => break 'conn "the gateway closed the WebSocket".to_owned(),
                     Some(Err(e)) => break 'conn e.to_string(),
                     Some(Ok(frame)) => {
+                        last_seen = Instant::now();
                         if let Ok(Some((channel, msg))) = ws::decode(framing, &frame)
                             && ev_tx.send(RemoteEvent::Message { channel, msg }).is_err()
                         {
@@ -368,6 +375,9 @@ async fn pump(
                     }
                 },
                 _ = ping.tick() => {
+                    if last_seen.elapsed() > 3 * PING_EVERY {
+                        break 'conn format!("no answer to pings for {} s", last_seen.elapsed().as_secs());
+                    }
                     if let Err(e) = sink.send(WsMessage::Ping(Vec::new().into())).await {
                         break 'conn e.to_string();
                     }
