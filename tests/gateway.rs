@@ -488,3 +488,42 @@ fn a_batch_runs_every_line_on_its_own_remote_kernel() {
     assert_eq!(kernel_ids.len(), 3);
     gw.assert_no_kernels();
 }
+
+#[test]
+fn kernel_variables_working_dir_and_launch_timeout_reach_the_remote_kernel() {
+    let gw = KernelGateway::start();
+    let dir = tmp();
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![code(
+            "import os\nfor k in ('KERNEL_TEAM', 'KERNEL_WORKING_DIR', 'KERNEL_LAUNCH_TIMEOUT', 'NOT_A_KERNEL_VAR'):\n    print(k, os.environ.get(k))",
+            &[],
+        )]),
+    );
+    let output = dir.path().join("out.ipynb");
+    let mut cmd = gw.nbexec();
+    cmd.env("KERNEL_TEAM", "blue").env("NOT_A_KERNEL_VAR", "x");
+    let out = run_cmd(
+        cmd,
+        &[
+            "run",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--cwd",
+            dir.path().to_str().unwrap(),
+            "--start-timeout",
+            "77",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cwd = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(
+        stream_text(&read_nb(&output)["cells"][0], "stdout"),
+        format!(
+            "KERNEL_TEAM blue\nKERNEL_WORKING_DIR {}\nKERNEL_LAUNCH_TIMEOUT 77\nNOT_A_KERNEL_VAR None\n",
+            cwd.display()
+        )
+    );
+    gw.assert_no_kernels();
+}

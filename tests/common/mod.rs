@@ -584,7 +584,9 @@ impl KernelGateway {
     pub fn nbexec(&self) -> Command {
         let mut cmd = nbexec();
         cmd.env("JUPYTER_GATEWAY_URL", &self.url)
-            .env("JUPYTER_GATEWAY_AUTH_TOKEN", &self.token);
+            .env("JUPYTER_GATEWAY_AUTH_TOKEN", &self.token)
+            // Enterprise Gateway refuses kernels to `root` (its unauthorized_users).
+            .env("KERNEL_USERNAME", "nbexec-test");
         cmd
     }
 
