@@ -378,7 +378,7 @@ impl Run {
         warnings.iter().for_each(|w| warn(w));
         let mut options = self.run_options(output_path, &recorded);
         if options.gateway.is_some() {
-            return self.run_remote(nb, options, recorded, events).await;
+            return self.run_remote(nb, options, recorded, events, &warn).await;
         }
         let spec = match nbexec_runner::resolve_spec(&nb, &options) {
             Ok(spec) => spec,
@@ -457,6 +457,7 @@ impl Run {
         mut options: RunOptions,
         recorded: Recorded,
         events: &mut (dyn FnMut(&RunEvent) + Send),
+        warn: &dyn Fn(&str),
     ) -> Result<RunResult, Error> {
         let Some(cfg) = options.gateway.clone() else {
             return Err(Error::Usage("no gateway configured".into()));
@@ -481,9 +482,9 @@ impl Run {
                 match crate::jobs::start(job, &self.input, recorded.parameters, &options) {
                     Ok(store) => Some(store),
                     Err(e) => {
-                        eprintln!(
-                            "warning: {e}; this run is not recorded (--no-record says so quietly)"
-                        );
+                        warn(&format!(
+                            "{e}; this run is not recorded (--no-record says so quietly)"
+                        ));
                         None
                     }
                 }

@@ -17,7 +17,7 @@ pub fn main(args: KernelsArgs) -> i32 {
         Ok(Some(cfg)) => return remote(cfg, args.json),
         Ok(None) => {}
         Err(e) => {
-            error_line(&e.to_string());
+            error_line(e);
             return super::EXIT_USAGE;
         }
     }

@@ -494,7 +494,7 @@ pub fn main(args: RunArgs) -> i32 {
     let gateway = match nbexec_gateway::GatewayConfig::from_env(args.gateway_url.as_deref()) {
         Ok(g) => g,
         Err(e) => {
-            error_line(&e.to_string());
+            error_line(e);
             return EXIT_USAGE;
         }
     };

@@ -46,7 +46,9 @@ impl Message {
     }
 }
 
-/// What a remote kernel tells its driver.
+/// What a remote kernel tells its driver. (`Message` is nearly every event: boxing
+/// it would cost an allocation per message to shrink the rare `Died`.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RemoteEvent {
     /// A message on `channel` (`iopub`, `shell`, `stdin`, `control`).
@@ -343,11 +345,11 @@ async fn pump(
         // connection silent for three pings is treated as dropped.
         let mut last_seen = Instant::now();
         let lost: String = 'conn: loop {
-            if let Some((channel, msg)) = pending.take() {
-                if let Err(e) = sink.send(ws::encode(framing, &channel, &msg)).await {
-                    pending = Some((channel, msg));
-                    break 'conn e.to_string();
-                }
+            if let Some((channel, msg)) = pending.take()
+                && let Err(e) = sink.send(ws::encode(framing, &channel, &msg)).await
+            {
+                pending = Some((channel, msg));
+                break 'conn e.to_string();
             }
             tokio::select! {
                 frame = stream.next() => match frame {
