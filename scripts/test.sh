@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The test suite: provisions the local Python (ipykernel and the oracles the tests
-# compare against) on the way, then runs every test of the workspace.
+# compare against, and a Kernel Gateway in .venv-gateway) on the way, then runs
+# every test of the workspace.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/venv.sh test
+# Jupyter Kernel Gateway in its own environment, for tests/gateway.rs (remote kernels).
+scripts/venv.sh gateway
 # Tests find the kernel through the project's own environment, never one installed by hand.
 export VIRTUAL_ENV="$root/.venv"
 export PATH="$root/.venv/bin:$PATH"

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Provision the project's local Python environment (.venv) with what the given
 # requirements file lists, once; later calls are a no-op while it is complete.
-# Usage: scripts/venv.sh [kernel|test]   (default: test)
+# Usage: scripts/venv.sh [kernel|test|gateway|enterprise-gateway]   (default: test)
+# `gateway` goes into .venv-gateway (Jupyter Kernel Gateway), `enterprise-gateway`
+# into .venv-enterprise-gateway (for the opt-in NBEXEC_GATEWAY=enterprise test run),
+# each kept apart from the oracles so its server stack never pins theirs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 kind=${1:-test}
 req="$root/scripts/requirements-$kind.txt"
 venv="$root/.venv"
+case $kind in gateway|enterprise-gateway) venv="$root/.venv-$kind" ;; esac
 stamp="$venv/.nbexec-$kind-$(sha256sum "$req" "$root/scripts/requirements-kernel.txt" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then exit 0; fi
 python=${PYTHON:-python3}

@@ -226,7 +226,24 @@ impl Run {
         let first = items
             .front()
             .ok_or_else(|| Error::Usage("the batch file has no parameter sets".into()))?;
-        let spec = nbexec_runner::resolve_spec(&first.notebook, &first.options)?;
+        let spec = if first.options.gateway.is_some() {
+            // The gateway knows its kernels; nothing is looked up or launched here.
+            KernelSpec {
+                name: nbexec_runner::choose_kernel_name(
+                    &first.notebook,
+                    first.options.kernel_name.as_deref(),
+                ),
+                display_name: String::new(),
+                language: String::new(),
+                argv: Vec::new(),
+                env: Default::default(),
+                interrupt_mode: Default::default(),
+                resource_dir: PathBuf::new(),
+                metadata: Value::Null,
+            }
+        } else {
+            nbexec_runner::resolve_spec(&first.notebook, &first.options)?
+        };
         let launch = nbexec_runner::launch_options(&first.options);
         Ok((items, spec, launch))
     }
@@ -278,12 +295,18 @@ async fn worker(
             });
             continue;
         }
-        let current = warming.take().unwrap_or_else(|| spawn_start(&shared));
-        // Warm the next kernel now, while this notebook runs.
-        let more = shared.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
-        if more {
-            warming = Some(spawn_start(&shared));
-        }
+        let remote = item.options.gateway.is_some();
+        let current = if remote {
+            None
+        } else {
+            let current = warming.take().unwrap_or_else(|| spawn_start(&shared));
+            // Warm the next kernel now, while this notebook runs.
+            let more = shared.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
+            if more {
+                warming = Some(spawn_start(&shared));
+            }
+            Some(current)
+        };
         let started = Instant::now();
         let job = shared.job_dir.as_ref().map(|dir| JobSpec {
             state_dir: dir.clone(),
@@ -301,27 +324,51 @@ async fn worker(
                 .extra_metadata
                 .insert("job_id".into(), Value::from(job.id.clone()));
         }
-        let kernel = async move {
-            match current.await {
-                Ok(result) => result,
-                Err(e) => Err(KernelError::Protocol(format!(
-                    "kernel start task failed: {e}"
-                ))),
-            }
-        };
         let output = match &item.options.output {
             OutputTarget::File(p) => Some(p.clone()),
             _ => None,
         };
-        let result = nbexec_runner::run_with_kernel(
-            item.notebook,
-            &item.options,
-            &shared.spec.name,
-            kernel,
-            &mut |_| {},
-            cancel.clone(),
-        )
-        .await;
+        let result = match item.options.gateway.clone() {
+            None => {
+                let current = current.unwrap_or_else(|| spawn_start(&shared));
+                let kernel = async move {
+                    match current.await {
+                        Ok(result) => result,
+                        Err(e) => Err(KernelError::Protocol(format!(
+                            "kernel start task failed: {e}"
+                        ))),
+                    }
+                };
+                nbexec_runner::run_with_kernel(
+                    item.notebook,
+                    &item.options,
+                    &shared.spec.name,
+                    kernel,
+                    &mut |_| {},
+                    cancel.clone(),
+                )
+                .await
+            }
+            Some(cfg) => {
+                // Through a gateway: one remote kernel per run, started when its
+                // turn comes (a kernel slot is not held while another run works).
+                let start = nbexec_runner::start_remote(
+                    cfg,
+                    shared.spec.name.clone(),
+                    &item.options,
+                    |note| eprintln!("warning: {note}"),
+                );
+                nbexec_runner::run_with_gateway(
+                    item.notebook,
+                    &item.options,
+                    &shared.spec.name,
+                    start,
+                    &mut |_| {},
+                    cancel.clone(),
+                )
+                .await
+            }
+        };
         if let (Some(store), Some(job)) = (&store, &job) {
             crate::jobs::finish(store, &job.id, &result, &item.options.redact);
         }

@@ -151,13 +151,30 @@ pub fn finish(
     result: &Result<RunResult, nbexec_runner::RunError>,
     redact: &[String],
 ) {
-    let (status, messages, results, code) = match result {
+    finish_with_notes(store, id, result, redact, &[]);
+}
+
+/// [`finish`], with `notes` (what happened on the way: waits for a gateway's free
+/// kernel slot, say) recorded before the outcome. A remote run's results name the
+/// gateway and the kernel id on it.
+pub fn finish_with_notes(
+    store: &JobStore,
+    id: &str,
+    result: &Result<RunResult, nbexec_runner::RunError>,
+    redact: &[String],
+    notes: &[String],
+) {
+    let (status, mut messages, results, code) = match result {
         Ok(done) => {
             let mut results = json!({
                 "outputNotebook": done.saved_to.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned()),
                 "kernel": done.kernel,
                 "exitCode": done.outcome.exit_code(),
             });
+            if let Some(remote) = &done.remote {
+                results["gateway"] = json!(remote.gateway);
+                results["remoteKernelId"] = json!(remote.kernel_id);
+            }
             if let Outcome::CellFailed(e) = &done.outcome {
                 results["failedCell"] = json!({
                     "cellIndex": e.cell_index,
@@ -181,6 +198,7 @@ pub fn finish(
             e.exit_code(),
         ),
     };
+    messages.splice(0..0, notes.iter().cloned());
     let mut messages = Value::from(messages);
     let mut results = results;
     redact_json(&mut messages, redact);
@@ -294,7 +312,10 @@ impl crate::Run {
             })?;
         }
         let options = self.run_options(output_path.clone(), &recorded);
-        nbexec_runner::resolve_spec(&nb, &options)?;
+        // A gateway's kernels are its own business: only local ones are looked up.
+        if options.gateway.is_none() {
+            nbexec_runner::resolve_spec(&nb, &options)?;
+        }
         Ok(DetachPlan {
             inputs: inputs_for(&self.input, recorded.parameters, &options),
             output: output_path,

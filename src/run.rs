@@ -202,6 +202,13 @@ impl Run {
         self
     }
 
+    /// Run the kernel behind a Jupyter Kernel Gateway or Enterprise Gateway (see
+    /// [`nbexec_gateway::GatewayConfig::from_env`]); `None`: a local kernel.
+    pub fn gateway(mut self, cfg: Option<nbexec_gateway::GatewayConfig>) -> Run {
+        self.options.gateway = cfg;
+        self
+    }
+
     pub fn tcp(mut self, on: bool) -> Run {
         if on {
             self.options.transport = nbexec_kernel::Transport::Tcp;
@@ -374,6 +381,9 @@ impl Run {
         };
         warnings.iter().for_each(|w| warn(w));
         let mut options = self.run_options(output_path, &recorded);
+        if options.gateway.is_some() {
+            return self.run_remote(nb, options, recorded, events, &warn).await;
+        }
         let spec = match nbexec_runner::resolve_spec(&nb, &options) {
             Ok(spec) => spec,
             Err(e) => {
@@ -439,6 +449,69 @@ impl Run {
         }
         if let (Some(store), Some(job)) = (&store, &self.job) {
             crate::jobs::finish(store, &job.id, &result, &options.redact);
+        }
+        Ok(result?)
+    }
+
+    /// [`Run::run_with`] for a kernel behind a gateway: the kernel's name is the
+    /// gateway's business, so nothing is looked up locally.
+    async fn run_remote(
+        &self,
+        nb: nbexec_format::Notebook,
+        mut options: RunOptions,
+        recorded: Recorded,
+        events: &mut (dyn FnMut(&RunEvent) + Send),
+        warn: &dyn Fn(&str),
+    ) -> Result<RunResult, Error> {
+        let Some(cfg) = options.gateway.clone() else {
+            return Err(Error::Usage("no gateway configured".into()));
+        };
+        let name = nbexec_runner::choose_kernel_name(&nb, options.kernel_name.as_deref());
+        // Waits for a free kernel slot are said as they happen and kept for the job.
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = notes.clone();
+        let start = nbexec_runner::start_remote(cfg, name.clone(), &options, move |note| {
+            eprintln!("warning: {note}");
+            if let Ok(mut n) = sink.lock() {
+                n.push(note.to_owned());
+            }
+        });
+        let (tx, rx) = watch::channel(None::<CancelReason>);
+        let mut tasks = Vec::new();
+        if self.cancel_on_signals {
+            tasks.extend(crate::signals::forward_signals(tx.clone()));
+        }
+        let store = match &self.job {
+            Some(job) => {
+                match crate::jobs::start(job, &self.input, recorded.parameters, &options) {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        warn(&format!(
+                            "{e}; this run is not recorded (--no-record says so quietly)"
+                        ));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if let (Some(store), Some(job)) = (&store, &self.job) {
+            options
+                .extra_metadata
+                .insert("job_id".into(), Value::from(job.id.clone()));
+            tasks.push(crate::jobs::watch_cancel(
+                store.path().to_owned(),
+                job.id.clone(),
+                tx.clone(),
+            ));
+        }
+        let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
+        for task in tasks {
+            task.abort();
+        }
+        if let (Some(store), Some(job)) = (&store, &self.job) {
+            let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
+            crate::jobs::finish_with_notes(store, &job.id, &result, &options.redact, &notes);
         }
         Ok(result?)
     }

@@ -131,14 +131,19 @@ pub struct RunArgs {
     /// Minutes the whole notebook may run (ArcGIS executionTimeoutInMinutes)
     #[arg(long = "timeout-minutes", value_name = "MINUTES")]
     timeout_minutes: Option<f64>,
-    /// Seconds the kernel may take to start
+    /// Seconds the kernel may take to start [default: 60; 120 through a gateway, sent
+    /// to it as KERNEL_LAUNCH_TIMEOUT]
     #[arg(
         long = "start-timeout",
         alias = "start_timeout",
-        value_name = "SECONDS",
-        default_value_t = 60.0
+        value_name = "SECONDS"
     )]
-    start_timeout: f64,
+    start_timeout: Option<f64>,
+    /// Run the kernel behind this Jupyter Kernel Gateway or Enterprise Gateway
+    /// (http://host:port); the JUPYTER_GATEWAY_* environment (URL, AUTH_TOKEN, HEADERS,
+    /// …) is read as Jupyter reads it, and this flag wins over JUPYTER_GATEWAY_URL
+    #[arg(long = "gateway-url", value_name = "URL")]
+    gateway_url: Option<String>,
     /// Print the cells' stdout and stderr as they come
     #[arg(
         long = "log-output",
@@ -487,22 +492,34 @@ pub fn main(args: RunArgs) -> i32 {
     sources.strict = args.strict;
     sources.inject_input_path = args.inject_paths || args.inject_input_path;
     sources.inject_output_path = args.inject_paths || args.inject_output_path;
-    builder = builder
-        .parameters(sources)
-        .kernel(args.kernel.clone())
-        .language(args.language.clone())
-        .cwd(args.cwd.clone())
-        .report_mode(args.report_mode)
-        .allow_errors(args.allow_errors)
-        .execution_timeout(args.execution_timeout.and_then(secs))
-        .total_timeout(args.timeout_minutes.and_then(|m| secs(m * 60.0)))
-        .start_timeout(secs(args.start_timeout).unwrap_or(std::time::Duration::from_secs(60)))
-        .autosave(secs(args.autosave_seconds))
-        .pipeline(args.pipeline)
-        .max_output_bytes(
-            (args.max_output_mb > 0.0).then_some((args.max_output_mb * 1024.0 * 1024.0) as usize),
-        )
-        .tcp(args.tcp);
+    let gateway = match nbexec_gateway::GatewayConfig::from_env(args.gateway_url.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            error_line(e);
+            return EXIT_USAGE;
+        }
+    };
+    builder =
+        builder
+            .parameters(sources)
+            .kernel(args.kernel.clone())
+            .language(args.language.clone())
+            .cwd(args.cwd.clone())
+            .report_mode(args.report_mode)
+            .allow_errors(args.allow_errors)
+            .execution_timeout(args.execution_timeout.and_then(secs))
+            .total_timeout(args.timeout_minutes.and_then(|m| secs(m * 60.0)))
+            .start_timeout(args.start_timeout.and_then(secs).unwrap_or(
+                std::time::Duration::from_secs(if gateway.is_some() { 120 } else { 60 }),
+            ))
+            .gateway(gateway)
+            .autosave(secs(args.autosave_seconds))
+            .pipeline(args.pipeline)
+            .max_output_bytes(
+                (args.max_output_mb > 0.0)
+                    .then_some((args.max_output_mb * 1024.0 * 1024.0) as usize),
+            )
+            .tcp(args.tcp);
 
     let state_dir = args
         .state_dir

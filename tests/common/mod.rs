@@ -420,3 +420,256 @@ pub fn process_start(pid: u32) -> String {
     let after = stat.rsplit_once(')').unwrap().1;
     after.split_whitespace().nth(19).unwrap().to_owned()
 }
+
+/// A real Jupyter Kernel Gateway (from `.venv-gateway`, made by
+/// `scripts/venv.sh gateway`) on a free loopback port, with a token. Killed, with
+/// every kernel it started, when dropped. With `NBEXEC_GATEWAY=enterprise`, an
+/// Enterprise Gateway instead (`.venv-enterprise-gateway`, made by
+/// `scripts/venv.sh enterprise-gateway`): the opt-in run against it.
+pub struct KernelGateway {
+    pub url: String,
+    pub port: u16,
+    pub token: String,
+    child: Option<std::process::Child>,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl KernelGateway {
+    pub fn start() -> KernelGateway {
+        Self::start_with(None)
+    }
+
+    /// Allowing at most `max_kernels` kernels at once.
+    pub fn start_with(max_kernels: Option<u32>) -> KernelGateway {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        Self::start_on(port, max_kernels)
+    }
+
+    /// Which gateway the tests run against: `kernel` (default) or `enterprise`.
+    pub fn kind() -> String {
+        std::env::var("NBEXEC_GATEWAY").unwrap_or_else(|_| "kernel".into())
+    }
+
+    /// On a given port (to start it again where it was).
+    pub fn start_on(port: u16, max_kernels: Option<u32>) -> KernelGateway {
+        use std::os::unix::process::CommandExt;
+        let enterprise = Self::kind() == "enterprise";
+        let (venv, program, app) = if enterprise {
+            (
+                root().join(".venv-enterprise-gateway"),
+                "jupyter-enterprisegateway",
+                "EnterpriseGatewayApp",
+            )
+        } else {
+            (
+                root().join(".venv-gateway"),
+                "jupyter-kernelgateway",
+                "KernelGatewayApp",
+            )
+        };
+        assert!(
+            venv.join("bin").join(program).exists(),
+            "no {program} in {}: run scripts/venv.sh {} first (scripts/test.sh does for Kernel Gateway)",
+            venv.display(),
+            if enterprise {
+                "enterprise-gateway"
+            } else {
+                "gateway"
+            }
+        );
+        let mut extra = Vec::new();
+        if let Some(n) = max_kernels {
+            extra.push(format!("--{app}.max_kernels={n}"));
+        }
+        extra.push(if enterprise {
+            format!("--{app}.list_kernels=True")
+        } else {
+            "--JupyterWebsocketPersonality.list_kernels=True".to_owned()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let token = format!("tok{}", std::process::id());
+        let log = dir.path().join("kg.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(venv.join("bin").join(program))
+            .arg(format!("--{app}.ip=127.0.0.1"))
+            .arg(format!("--{app}.port={port}"))
+            .arg(format!("--{app}.auth_token={token}"))
+            .arg(format!("--{app}.port_retries=0"))
+            .args(&extra)
+            .current_dir(dir.path())
+            .env("PATH", format!("{}/bin:/usr/bin:/bin", venv.display()))
+            .env("JUPYTER_RUNTIME_DIR", dir.path().join("runtime"))
+            .env("JUPYTER_DATA_DIR", dir.path().join("data"))
+            .env_remove("JUPYTER_PATH")
+            .env_remove("VIRTUAL_ENV")
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .expect("the Kernel Gateway starts");
+        let gw = KernelGateway {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            token,
+            child: Some(child),
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while std::time::Instant::now() < deadline {
+            if gw.get("/api").0 == 200 {
+                return gw;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!(
+            "the Kernel Gateway did not come up in 90 s:\n{}",
+            std::fs::read_to_string(&gw.log).unwrap_or_default()
+        );
+    }
+
+    /// `GET path` with the token: (status, body); status 0 if nothing answers.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, String::new());
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token {}\r\nConnection: close\r\n\r\n",
+            self.token
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The kernels the gateway runs now.
+    pub fn kernels(&self) -> Vec<Value> {
+        let (status, body) = self.get("/api/kernels");
+        assert_eq!(status, 200, "GET /api/kernels: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// Asserts the gateway runs no kernel (waiting briefly: DELETE is answered
+    /// before the kernel is gone from the list on a loaded machine).
+    pub fn assert_no_kernels(&self) {
+        for _ in 0..50 {
+            if self.kernels().is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the gateway still runs kernels: {:?}", self.kernels());
+    }
+
+    /// `nbexec` pointed at this gateway by the environment Jupyter reads.
+    pub fn nbexec(&self) -> Command {
+        let mut cmd = nbexec();
+        cmd.env("JUPYTER_GATEWAY_URL", &self.url)
+            .env("JUPYTER_GATEWAY_AUTH_TOKEN", &self.token)
+            // Enterprise Gateway refuses kernels to `root` (its unauthorized_users).
+            .env("KERNEL_USERNAME", "nbexec-test");
+        cmd
+    }
+
+    /// Kills the gateway and everything it started (SIGKILL to its process group).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for KernelGateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback TCP proxy to `127.0.0.1:target` whose open connections can be cut at
+/// once while new ones keep going through: a network blip.
+pub struct TcpProxy {
+    pub port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TcpProxy {
+    pub fn start(target: u16) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (conns.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                let mut list = c.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                drop(list);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        TcpProxy { port, conns, stop }
+    }
+
+    /// Cuts every open connection; returns how many there were.
+    pub fn cut(&self) -> usize {
+        let mut list = self.conns.lock().unwrap();
+        let n = list.len() / 2;
+        for s in list.drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        n
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

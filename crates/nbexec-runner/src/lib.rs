@@ -7,6 +7,7 @@
 
 mod events;
 mod execute;
+mod gateway;
 pub mod jobs;
 pub mod metadata;
 mod outputs;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 pub use events::RunEvent;
 pub use execute::{ExecConfig, RAISES_TAG, SKIP_TAG, execute_cells, is_executable};
+pub use gateway::GatewaySession;
 pub use metadata::CellStatus;
 pub use session::{KernelSession, SessionEvent};
 pub use zmq::ZmqSession;
@@ -208,6 +210,8 @@ pub struct RunOptions {
     pub redact: Vec<String>,
     /// Checks run silently on the kernel, in order, before the first cell.
     pub preflight: Vec<Preflight>,
+    /// Run the kernel behind this Jupyter gateway instead of locally.
+    pub gateway: Option<nbexec_gateway::GatewayConfig>,
 }
 
 /// Code run silently on the kernel before the notebook's cells (no execution count,
@@ -238,6 +242,7 @@ impl Default for RunOptions {
             shutdown_grace: Duration::from_millis(500),
             redact: Vec::new(),
             preflight: Vec::new(),
+            gateway: None,
         }
     }
 }
@@ -251,6 +256,15 @@ pub struct RunResult {
     pub kernel: String,
     /// Where the notebook was saved, if it was.
     pub saved_to: Option<PathBuf>,
+    /// The gateway and the kernel's id on it, for a remote run.
+    pub remote: Option<RemoteKernelInfo>,
+}
+
+/// Which remote kernel ran a notebook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteKernelInfo {
+    pub gateway: String,
+    pub kernel_id: String,
 }
 
 /// Why a run could not even start, or its result could not be saved.
@@ -465,10 +479,54 @@ pub async fn run(
             source,
         })?;
     }
+    if let Some(cfg) = &opts.gateway {
+        let name = choose_kernel_name(&nb, opts.kernel_name.as_deref());
+        let start = start_remote(cfg.clone(), name.clone(), opts, |_| {});
+        return run_with_gateway(nb, opts, &name, start, events, cancel).await;
+    }
     let spec = resolve_spec(&nb, opts)?;
     let launch = launch_options(opts);
     let start = nbexec_kernel::KernelClient::start(&spec, &launch);
     run_with_kernel(nb, opts, &spec.name, start, events, cancel).await
+}
+
+/// Starts `kernel_name` behind the gateway `cfg`, with the environment a Jupyter
+/// `GatewayClient` sends (`KERNEL_*` variables, `KERNEL_WORKING_DIR` from `cwd`,
+/// `KERNEL_LAUNCH_TIMEOUT` from the start timeout). `note` hears about waits for a
+/// free kernel slot.
+pub fn start_remote(
+    cfg: nbexec_gateway::GatewayConfig,
+    kernel_name: String,
+    opts: &RunOptions,
+    mut note: impl FnMut(&str) + Send + 'static,
+) -> impl std::future::Future<
+    Output = Result<nbexec_gateway::RemoteKernel, nbexec_gateway::GatewayError>,
+> + Send
++ 'static {
+    // A gateway may answer POST /api/kernels only once the kernel is launched
+    // (Enterprise Gateway on a cluster): as Jupyter's GatewayClient does, requests may
+    // take the launch timeout plus 2 s.
+    let mut cfg = cfg;
+    cfg.request_timeout = cfg
+        .request_timeout
+        .max(opts.start_timeout + Duration::from_secs(2));
+    let mut env = cfg.kernel_env(std::env::vars());
+    if let Some(cwd) = &opts.cwd {
+        let dir = std::path::absolute(cwd).unwrap_or_else(|_| cwd.clone());
+        env.insert(
+            "KERNEL_WORKING_DIR".into(),
+            Value::from(dir.to_string_lossy().into_owned()),
+        );
+    }
+    let start = nbexec_gateway::StartOptions {
+        kernel_name,
+        env,
+        start_timeout: opts.start_timeout,
+    };
+    async move {
+        let gateway = nbexec_gateway::Gateway::new(cfg)?;
+        nbexec_gateway::RemoteKernel::start(&gateway, &start, &mut note).await
+    }
 }
 
 /// The kernelspec a run uses: the given one, else found by name (see
@@ -495,31 +553,180 @@ pub fn launch_options(opts: &RunOptions) -> LaunchOptions {
 /// Runs a prepared notebook on a kernel that `kernel` starts (or has started ahead
 /// of need: batch runs keep the next kernel warming while the current one works).
 pub async fn run_with_kernel(
-    mut nb: Notebook,
+    nb: Notebook,
     opts: &RunOptions,
     kernel_name: &str,
     kernel: impl std::future::Future<
         Output = Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>,
     >,
     events: &mut (dyn FnMut(&RunEvent) + Send),
+    cancel: watch::Receiver<Option<CancelReason>>,
+) -> Result<RunResult, RunError> {
+    let kernel = async move {
+        match kernel.await {
+            Ok(client) => Ok(AnySession::Zmq(ZmqSession::new(client))),
+            Err(error) => {
+                let detail = error.to_string();
+                Err(match error {
+                    nbexec_kernel::KernelError::StartTimeout { .. } => {
+                        Outcome::Timeout { cell: None, detail }
+                    }
+                    nbexec_kernel::KernelError::ExitedDuringStart { .. } => {
+                        Outcome::KernelDied { cell: None, detail }
+                    }
+                    _ => Outcome::KernelUnavailable { detail },
+                })
+            }
+        }
+    };
+    run_session(nb, opts, kernel_name, kernel, events, cancel).await
+}
+
+/// Runs a prepared notebook on a kernel behind a gateway that `kernel` starts (see
+/// [`start_remote`]). Semantics are those of [`run_with_kernel`].
+pub async fn run_with_gateway(
+    nb: Notebook,
+    opts: &RunOptions,
+    kernel_name: &str,
+    kernel: impl std::future::Future<
+        Output = Result<nbexec_gateway::RemoteKernel, nbexec_gateway::GatewayError>,
+    >,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
+    cancel: watch::Receiver<Option<CancelReason>>,
+) -> Result<RunResult, RunError> {
+    let kernel = async move {
+        match kernel.await {
+            Ok(remote) => Ok(AnySession::Gateway(GatewaySession::new(remote))),
+            Err(error) => {
+                let detail = error.to_string();
+                Err(match error {
+                    nbexec_gateway::GatewayError::StartTimeout { .. } => {
+                        Outcome::Timeout { cell: None, detail }
+                    }
+                    nbexec_gateway::GatewayError::Protocol { .. } => {
+                        Outcome::KernelDied { cell: None, detail }
+                    }
+                    _ => Outcome::KernelUnavailable { detail },
+                })
+            }
+        }
+    };
+    run_session(nb, opts, kernel_name, kernel, events, cancel).await
+}
+
+/// The kernel of a run, over whichever transport. (One per run, held in place:
+/// the size difference of its variants costs nothing.)
+#[allow(clippy::large_enum_variant)]
+enum AnySession {
+    Zmq(ZmqSession),
+    Gateway(GatewaySession),
+}
+
+impl KernelSession for AnySession {
+    async fn execute(&mut self, code: &str, stop_on_error: bool) -> Result<String, String> {
+        match self {
+            AnySession::Zmq(s) => s.execute(code, stop_on_error).await,
+            AnySession::Gateway(s) => s.execute(code, stop_on_error).await,
+        }
+    }
+
+    async fn recv(&mut self) -> SessionEvent {
+        match self {
+            AnySession::Zmq(s) => s.recv().await,
+            AnySession::Gateway(s) => s.recv().await,
+        }
+    }
+
+    async fn interrupt(&mut self) {
+        match self {
+            AnySession::Zmq(s) => s.interrupt().await,
+            AnySession::Gateway(s) => s.interrupt().await,
+        }
+    }
+}
+
+impl AnySession {
+    /// Sends code to run silently (no execution count, no history, no output
+    /// recorded): the checks before the first cell.
+    async fn execute_silent(&mut self, code: &str) -> Result<String, String> {
+        match self {
+            AnySession::Zmq(s) => {
+                let opts = nbexec_kernel::ExecuteOptions {
+                    silent: true,
+                    store_history: false,
+                    stop_on_error: false,
+                };
+                s.client
+                    .execute(code, opts)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            AnySession::Gateway(s) => s.execute_silent(code),
+        }
+    }
+
+    /// The kernel's `kernel_info_reply` content.
+    fn kernel_info(&self) -> &Value {
+        match self {
+            AnySession::Zmq(s) => s.client.kernel_info(),
+            AnySession::Gateway(s) => s.kernel.kernel_info(),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            AnySession::Zmq(s) => s.client.pid(),
+            AnySession::Gateway(_) => None,
+        }
+    }
+
+    fn remote(&self) -> Option<RemoteKernelInfo> {
+        match self {
+            AnySession::Zmq(_) => None,
+            AnySession::Gateway(s) => Some(RemoteKernelInfo {
+                gateway: s.kernel.gateway().url().to_owned(),
+                kernel_id: s.kernel.id().to_owned(),
+            }),
+        }
+    }
+
+    /// Lets a local kernel begin its graceful exit while the notebook is written.
+    async fn request_shutdown(&mut self) {
+        if let AnySession::Zmq(s) = self {
+            s.client.request_shutdown().await;
+        }
+    }
+
+    /// Stops the kernel: a local one gracefully then killed, a remote one deleted
+    /// (best effort, capped at 10 s).
+    async fn shutdown(self, grace: Duration) {
+        match self {
+            AnySession::Zmq(s) => {
+                let _ = s.into_client().shutdown(grace).await;
+            }
+            AnySession::Gateway(s) => {
+                let _ = s.into_kernel().shutdown().await;
+            }
+        }
+    }
+}
+
+async fn run_session(
+    mut nb: Notebook,
+    opts: &RunOptions,
+    kernel_name: &str,
+    kernel: impl std::future::Future<Output = Result<AnySession, Outcome>>,
+    events: &mut (dyn FnMut(&RunEvent) + Send),
     mut cancel: watch::Receiver<Option<CancelReason>>,
 ) -> Result<RunResult, RunError> {
     prepare(&mut nb, opts);
     let run_started = Utc::now();
-    let client = tokio::select! {
+    let mut session = tokio::select! {
         started = kernel => match started {
-            Ok(client) => client,
-            Err(error) => {
-                // The output notebook is written whatever happened, as papermill
-                // writes it before the kernel starts.
-                let detail = error.to_string();
-                let outcome = match error {
-                    nbexec_kernel::KernelError::StartTimeout { .. } => Outcome::Timeout { cell: None, detail },
-                    nbexec_kernel::KernelError::ExitedDuringStart { .. } => Outcome::KernelDied { cell: None, detail },
-                    _ => Outcome::KernelUnavailable { detail },
-                };
-                return finish(nb, opts, kernel_name, outcome, run_started, None).await;
-            }
+            Ok(session) => session,
+            // The output notebook is written whatever happened, as papermill
+            // writes it before the kernel starts.
+            Err(outcome) => return finish(nb, opts, kernel_name, outcome, run_started, None).await,
         },
         reason = wait_cancel(&mut cancel) => {
             let outcome = Outcome::Cancelled { cell: None, reason };
@@ -527,23 +734,16 @@ pub async fn run_with_kernel(
         }
     };
     trace("kernel ready");
-    metadata::set_language_info(&mut nb, client.kernel_info());
-    let mut client = client;
+    metadata::set_language_info(&mut nb, session.kernel_info());
     for check in &opts.preflight {
         let failed = tokio::select! {
-            failed = run_preflight(&mut client, check, opts.start_timeout) => failed,
-            reason = wait_cancel(&mut cancel) => {
-                let outcome = Outcome::Cancelled { cell: None, reason };
-                let session = ZmqSession::new(client);
-                return finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await;
-            }
+            failed = run_preflight(&mut session, check, opts.start_timeout) => failed,
+            reason = wait_cancel(&mut cancel) => Some(Outcome::Cancelled { cell: None, reason }),
         };
         if let Some(outcome) = failed {
-            let session = ZmqSession::new(client);
             return finish(nb, opts, kernel_name, outcome, run_started, Some(session)).await;
         }
     }
-    let mut session = ZmqSession::new(client);
     let total = nb.cells().iter().filter(|c| is_executable(c)).count();
     events(&RunEvent::KernelReady {
         kernel: kernel_name,
@@ -584,46 +784,35 @@ pub async fn run_with_kernel(
 /// go idle on it (so none of its messages reach the cells), at most `limit`.
 /// `None` when it passed.
 async fn run_preflight(
-    client: &mut nbexec_kernel::KernelClient,
+    session: &mut AnySession,
     check: &Preflight,
     limit: Duration,
 ) -> Option<Outcome> {
-    let opts = nbexec_kernel::ExecuteOptions {
-        silent: true,
-        store_history: false,
-        stop_on_error: false,
-    };
-    let id = match client.execute(&check.code, opts).await {
+    let id = match session.execute_silent(&check.code).await {
         Ok(id) => id,
-        Err(e) => {
-            return Some(Outcome::KernelDied {
-                cell: None,
-                detail: e.to_string(),
-            });
-        }
+        Err(detail) => return Some(Outcome::KernelDied { cell: None, detail }),
     };
     let wait = async {
         let (mut status, mut idle) = (None, false);
         while status.is_none() || !idle {
-            match client.recv().await {
-                nbexec_kernel::KernelEvent::ShellReply(m)
-                    if m.parent_msg_id.as_deref() == Some(id.as_str()) =>
-                {
-                    status = Some(m.content["status"].as_str().unwrap_or("error").to_owned());
+            match session.recv().await {
+                SessionEvent::Reply {
+                    parent, content, ..
+                } if parent.as_deref() == Some(id.as_str()) => {
+                    status = Some(content["status"].as_str().unwrap_or("error").to_owned());
                 }
-                nbexec_kernel::KernelEvent::Iopub(m)
-                    if m.parent_msg_id.as_deref() == Some(id.as_str())
-                        && m.msg_type == "status"
-                        && m.content["execution_state"] == "idle" =>
+                SessionEvent::Iopub {
+                    parent,
+                    msg_type,
+                    content,
+                    ..
+                } if parent.as_deref() == Some(id.as_str())
+                    && msg_type == "status"
+                    && content["execution_state"] == "idle" =>
                 {
                     idle = true;
                 }
-                nbexec_kernel::KernelEvent::Died { status, .. } => {
-                    return Err(match status {
-                        Some(s) => format!("the kernel process exited ({s})"),
-                        None => "the kernel stopped answering".to_owned(),
-                    });
-                }
+                SessionEvent::Died { detail } => return Err(detail),
                 _ => {}
             }
         }
@@ -705,7 +894,7 @@ async fn finish(
     kernel: &str,
     mut outcome: Outcome,
     started: chrono::DateTime<Utc>,
-    session: Option<ZmqSession>,
+    session: Option<AnySession>,
 ) -> Result<RunResult, RunError> {
     let failed = !outcome.is_success();
     let failing_cell = match &outcome {
@@ -722,13 +911,19 @@ async fn finish(
         }
     }
     metadata::notebook_finished(&mut nb, started, Utc::now(), failed);
-    let pid = session.as_ref().and_then(|s| s.client.pid());
-    record_nbexec(&mut nb, kernel, pid, &outcome, &opts.extra_metadata);
+    let pid = session.as_ref().and_then(AnySession::pid);
+    let remote = session.as_ref().and_then(AnySession::remote);
+    let mut extra = opts.extra_metadata.clone();
+    if let Some(r) = &remote {
+        extra.insert("gateway".into(), Value::from(r.gateway.clone()));
+        extra.insert("kernel_id".into(), Value::from(r.kernel_id.clone()));
+    }
+    record_nbexec(&mut nb, kernel, pid, &outcome, &extra);
 
     // Let the kernel begin its graceful exit while the notebook is written.
     let mut session = session;
     if let Some(session) = session.as_mut() {
-        session.client.request_shutdown().await;
+        session.request_shutdown().await;
     }
     redact_outputs(&mut nb, &opts.redact);
     let bytes = notebook_bytes(
@@ -751,7 +946,7 @@ async fn finish(
     };
     trace("notebook saved");
     if let Some(session) = session {
-        let _ = session.into_client().shutdown(opts.shutdown_grace).await;
+        session.shutdown(opts.shutdown_grace).await;
         trace("kernel shut down");
     }
     match saved {
@@ -760,6 +955,7 @@ async fn finish(
             outcome,
             kernel: kernel.to_owned(),
             saved_to,
+            remote,
         }),
         Err((path, source)) => {
             // Keep the work: write it where it can be written, and say where.
