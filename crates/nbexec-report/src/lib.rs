@@ -62,6 +62,7 @@ pub fn render<W: Write>(nb: &Notebook, opts: &Options, out: W) -> io::Result<()>
         opts,
         ids: HashSet::new(),
         buf: String::new(),
+        widget_models: widget_models(nb),
     };
     w.page(nb)?;
     w.out.flush()
@@ -132,6 +133,7 @@ struct Page<'a, W: Write> {
     opts: &'a Options,
     ids: HashSet<String>,
     buf: String,
+    widget_models: HashSet<String>,
 }
 
 impl<W: Write> Page<'_, W> {
@@ -343,21 +345,18 @@ impl<W: Write> Page<'_, W> {
                     .or_else(|| cell.metadata().get("raw_mimetype"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                let b = &mut self.buf;
-                b.push_str("<div id=\"");
-                escape::push_escaped(b, &anchor);
-                b.push_str("\" class=\"jp-Cell jp-RawCell jp-Notebook-cell");
-                b.push_str(&tag_classes);
-                b.push_str("\">\n");
+                // As nbconvert: a raw cell shows only when its format is HTML.
                 if matches!(format, "text/html" | "html") {
                     let src = cell.source();
+                    let b = &mut self.buf;
+                    b.push_str("<div class=\"nbx-raw\">\n");
                     if self.opts.trust_html {
                         b.push_str(src);
                     } else {
                         b.push_str(&sanitize::clean(src));
                     }
+                    b.push_str("</div>\n");
                 }
-                b.push_str("</div>\n");
             }
         }
         self.flush_buf()
@@ -468,7 +467,7 @@ impl<W: Write> Page<'_, W> {
                     .get("metadata")
                     .and_then(Value::as_object)
                     .unwrap_or(&empty);
-                let Some(mime) = choose_mime(data) else {
+                let Some(mime) = choose_mime(data, &self.widget_models) else {
                     return Ok(());
                 };
                 let result = kind == "execute_result";
@@ -617,6 +616,17 @@ impl<W: Write> Page<'_, W> {
     }
 }
 
+/// The model ids of the widget state saved in the notebook's metadata.
+fn widget_models(nb: &Notebook) -> HashSet<String> {
+    nb.metadata()
+        .get("widgets")
+        .and_then(|w| w.get("application/vnd.jupyter.widget-state+json"))
+        .and_then(|w| w.get("state"))
+        .and_then(Value::as_object)
+        .map(|state| state.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 fn b_flush<W: Write>(p: &mut Page<'_, W>) -> io::Result<()> {
     p.flush_buf()
 }
@@ -626,12 +636,24 @@ fn is_json(mime: &str) -> bool {
 }
 
 /// The MIME type nbconvert would show: the first of [`MIME_PRIORITY`] present, else a
-/// JSON type, else `None` (nothing nbconvert can display).
-pub fn choose_mime(data: &Map<String, Value>) -> Option<&str> {
+/// JSON type, else `None` (nothing nbconvert can display). A widget view counts only
+/// when the notebook saved that widget's state (`widget_models`), as in nbconvert.
+pub fn choose_mime<'d>(
+    data: &'d Map<String, Value>,
+    widget_models: &HashSet<String>,
+) -> Option<&'d str> {
+    const WIDGET: &str = "application/vnd.jupyter.widget-view+json";
     MIME_PRIORITY
         .iter()
-        .find(|m| data.contains_key(**m))
-        .copied()
+        .find(|m| {
+            data.contains_key(**m)
+                && (**m != WIDGET
+                    || data[WIDGET]
+                        .get("model_id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| widget_models.contains(id)))
+        })
+        .and_then(|m| data.get_key_value(*m).map(|(k, _)| k.as_str()))
         .or_else(|| data.keys().map(String::as_str).find(|m| is_json(m)))
 }
 

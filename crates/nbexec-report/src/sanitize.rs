@@ -22,6 +22,9 @@ fn builder() -> &'static ammonia::Builder<'static> {
             "figure",
             "figcaption",
         ]);
+        // Task-list checkboxes; the filter keeps only `type="checkbox"`.
+        b.add_tags(["input"]);
+        b.add_tag_attributes("input", ["type", "checked", "disabled"]);
         b.add_url_schemes(["data"]);
         b.attribute_filter(|element, attribute, value| filter_attribute(element, attribute, value));
         b
@@ -47,9 +50,14 @@ fn filter_attribute<'u>(element: &str, attribute: &str, value: &'u str) -> Optio
             return None;
         }
     }
-    if lower.starts_with("data:")
-        && !(element == "img" && attribute == "src" && is_data_image(&lower))
-    {
+    if element == "input" && attribute == "type" && lower != "checkbox" {
+        return None;
+    }
+    // Images come from the page itself or nowhere: a report makes no requests.
+    if element == "img" && attribute == "src" && !is_data_image(&lower) {
+        return None;
+    }
+    if lower.starts_with("data:") && !(element == "img" && attribute == "src") {
         return None;
     }
     Some(Cow::Borrowed(value))
@@ -99,5 +107,16 @@ mod tests {
             let out = clean(bad).to_ascii_lowercase();
             assert!(!out.contains("alert"), "{bad} -> {out}");
         }
+    }
+}
+
+#[cfg(test)]
+mod img_tests {
+    #[test]
+    fn images_only_from_data_uris() {
+        let out = super::clean(
+            "<img src=x onerror=alert(1)><img src=\"https://example.org/a.png\"><img src=\"data:image/png;base64,AAAA\">",
+        );
+        assert_eq!(out, "<img><img><img src=\"data:image/png;base64,AAAA\">");
     }
 }
