@@ -565,3 +565,26 @@ fn reports_load_in_chromium_with_no_request_and_no_console_message() {
         );
     }
 }
+
+#[test]
+fn report_is_refused_where_nothing_is_executed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_nb(dir.path(), "p.ipynb", &notebook(vec![code("x = 1", &[])]));
+    let report = dir.path().join("r.html");
+    let done = run(&[
+        "run",
+        input.to_str().unwrap(),
+        dir.path().join("o.ipynb").to_str().unwrap(),
+        "--prepare-only",
+        "--no-record",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(done.status.code(), Some(2), "{}", stderr(&done));
+    assert!(
+        stderr(&done).starts_with("error: --report"),
+        "{}",
+        stderr(&done)
+    );
+    assert!(!report.exists());
+}

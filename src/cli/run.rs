@@ -529,6 +529,12 @@ pub fn main(args: RunArgs) -> i32 {
         .job((!args.no_record).then_some(job))
         .cancel_on_signals(true);
 
+    if args.report.is_some() && (args.batch.is_some() || args.prepare_only) {
+        error_line(
+            "--report renders an executed notebook: it does not apply to --batch or --prepare-only",
+        );
+        return EXIT_USAGE;
+    }
     if let Some(batch) = &args.batch {
         return run_batch(&builder, batch, args.jobs);
     }
