@@ -57,7 +57,7 @@ fn file_title(path: &Path) -> Option<String> {
 }
 
 pub fn main(args: RenderArgs) -> i32 {
-    let nb = match nbexec::read_notebook_unchecked(&args.input) {
+    let nb = match read_streaming(&args.input) {
         Ok(nb) => nb,
         Err(e) => {
             error_line(e);
@@ -86,6 +86,26 @@ pub fn main(args: RenderArgs) -> i32 {
             EXIT_USAGE
         }
     }
+}
+
+/// Reads a notebook file without holding its bytes and its model at once (the peak
+/// stays near the notebook's size). Anything the streaming parse rejects is read again
+/// by the ordinary reader, for its exact error message or its extensions (NaN).
+fn read_streaming(path: &Path) -> Result<Notebook, nbexec::Error> {
+    if path.as_os_str() != "-"
+        && let Ok(file) = std::fs::File::open(path)
+    {
+        let reader = std::io::BufReader::with_capacity(1 << 16, file);
+        if let Ok(value) = serde_json::from_reader::<_, Value>(reader)
+            && let Ok(outcome) = nbexec_format::from_value(value)
+        {
+            for w in &outcome.warnings {
+                super::warning_line(format!("{}: {w}", path.display()));
+            }
+            return Ok(outcome.notebook);
+        }
+    }
+    nbexec::read_notebook_unchecked(path)
 }
 
 /// Writes the report to `path` through a temporary file in the same directory and a
