@@ -180,26 +180,31 @@ def run_one(nb, nbexec, tmp):
     ours = os.path.join(tmp, base + ".nbexec.html")
     theirs_dir = os.path.join(tmp, "nbconvert")
     t0 = time.perf_counter()
-    subprocess.run([nbexec, "render", nb, "-o", ours], check=True)
+    mine = subprocess.run([nbexec, "render", nb, "-o", ours], capture_output=True, text=True)
     t1 = time.perf_counter()
-    subprocess.run(
+    other = subprocess.run(
         [sys.executable, "-m", "nbconvert", "--to", "html", "--log-level=ERROR", *NBCONVERT_TAGS,
          "--output-dir", theirs_dir, "--output", base + ".nbconvert", nb],
-        check=True,
+        capture_output=True, text=True,
     )
     t2 = time.perf_counter()
+    result = {"notebook": nb, "cells": 0, "outputs": 0, "problems": [], "notes": [],
+              "nbexec_s": round(t1 - t0, 3), "nbconvert_s": round(t2 - t1, 3)}
+    if other.returncode != 0:
+        # Not a notebook nbconvert can read: nothing to compare against.
+        last = (other.stderr.strip().splitlines() or ["?"])[-1]
+        result["skipped"] = f"nbconvert failed: {last[:200]}"
+        if mine.returncode != 0:
+            result["notes"].append("nbexec refused it too: " + mine.stderr.strip()[:200])
+        return result
+    if mine.returncode != 0:
+        result["problems"].append("nbexec render failed: " + mine.stderr.strip()[:300])
+        return result
     theirs = os.path.join(theirs_dir, base + ".nbconvert.html")
     a, b = structure(ours), structure(theirs)
     problems, notes = compare(a, b)
-    return {
-        "notebook": nb,
-        "cells": len(a),
-        "outputs": sum(len(c["outputs"]) for c in a),
-        "problems": problems,
-        "notes": notes,
-        "nbexec_s": round(t1 - t0, 3),
-        "nbconvert_s": round(t2 - t1, 3),
-    }
+    result.update(cells=len(a), outputs=sum(len(c["outputs"]) for c in a), problems=problems, notes=notes)
+    return result
 
 
 def main():
@@ -220,17 +225,22 @@ def main():
         for nb in sorted(notebooks):
             r = run_one(nb, args.nbexec, tmp)
             results.append(r)
-            verdict = "same" if not r["problems"] else "DIFFERENT"
+            verdict = "skipped" if r.get("skipped") else "same" if not r["problems"] else "DIFFERENT"
             print(f"{verdict:9} {r['cells']:4} cells {r['outputs']:4} outputs  {nb}")
             for p in r["problems"]:
                 print("    " + p)
+            if r.get("skipped"):
+                print("    " + r["skipped"])
             for n in r["notes"]:
                 print("    note: " + n)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     bad = [r for r in results if r["problems"]]
-    print(f"{len(results) - len(bad)}/{len(results)} notebooks match nbconvert")
+    skipped = [r for r in results if r.get("skipped")]
+    compared = len(results) - len(skipped)
+    print(f"{compared - len(bad)}/{compared} notebooks match nbconvert"
+          + (f" ({len(skipped)} skipped: nbconvert could not convert them)" if skipped else ""))
     sys.exit(1 if bad else 0)
 
 
