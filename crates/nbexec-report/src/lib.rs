@@ -477,10 +477,8 @@ impl<W: Write> Page<'_, W> {
                     b.push_str(" jp-OutputArea-executeResult");
                 }
                 b.push_str("\"><div class=\"jp-OutputPrompt jp-OutputArea-prompt\">");
-                if result {
-                    if let Some(c) = output.get("execution_count").and_then(Value::as_u64) {
-                        b.push_str(&format!("Out[{c}]:"));
-                    }
+                if result && let Some(c) = output.get("execution_count").and_then(Value::as_u64) {
+                    b.push_str(&format!("Out[{c}]:"));
                 }
                 b.push_str("</div>");
                 self.data(mime, &data[mime], meta)?;

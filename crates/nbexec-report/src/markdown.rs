@@ -82,7 +82,7 @@ fn write_heading(
             _ => {}
         }
     }
-    let base: String = text.trim().split_whitespace().collect::<Vec<_>>().join("-");
+    let base: String = text.split_whitespace().collect::<Vec<_>>().join("-");
     let base: String = base
         .chars()
         .filter(|c| !matches!(c, '"' | '\'' | '<' | '>' | '&'))

@@ -26,7 +26,7 @@ fn builder() -> &'static ammonia::Builder<'static> {
         b.add_tags(["input"]);
         b.add_tag_attributes("input", ["type", "checked", "disabled"]);
         b.add_url_schemes(["data"]);
-        b.attribute_filter(|element, attribute, value| filter_attribute(element, attribute, value));
+        b.attribute_filter(filter_attribute);
         b
     })
 }
