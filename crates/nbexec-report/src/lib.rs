@@ -665,3 +665,53 @@ fn origin_of(url: &str) -> String {
         None => "'self'".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn widget_views_count_only_with_saved_state() {
+        let data = json!({
+            "application/vnd.jupyter.widget-view+json": {"model_id": "m1"},
+            "text/plain": "IntSlider()"
+        });
+        let data = data.as_object().unwrap();
+        assert_eq!(choose_mime(data, &HashSet::new()), Some("text/plain"));
+        let saved: HashSet<String> = ["m1".to_owned()].into();
+        assert_eq!(
+            choose_mime(data, &saved),
+            Some("application/vnd.jupyter.widget-view+json")
+        );
+        let only_json = json!({"application/geo+json": {"type": "Point"}});
+        assert_eq!(
+            choose_mime(only_json.as_object().unwrap(), &saved),
+            Some("application/geo+json")
+        );
+    }
+
+    #[test]
+    fn a_saved_widget_becomes_a_note_and_geojson_is_pretty() {
+        let nb = nbexec_format::from_value(json!({
+            "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {"m1": {}}}}},
+            "cells": [{"cell_type": "code", "id": "a", "execution_count": 1, "metadata": {}, "source": "w",
+                "outputs": [
+                    {"output_type": "display_data", "metadata": {},
+                     "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "m1"}, "text/plain": "IntSlider()"}},
+                    {"output_type": "display_data", "metadata": {},
+                     "data": {"application/geo+json": {"type": "Point", "coordinates": [1, 2]}}}
+                ]}]
+        }))
+        .unwrap()
+        .notebook;
+        let page = render_to_string(&nb, &Options::default());
+        assert!(
+            page.contains("Interactive output not shown (widget)"),
+            "{page}"
+        );
+        assert!(!page.contains("IntSlider()"));
+        assert!(page.contains("data-mime-type=\"application/geo+json\"><pre>{\n  &quot;type&quot;: &quot;Point&quot;"), "{page}");
+    }
+}
