@@ -564,12 +564,7 @@ impl<W: Write> Page<'_, W> {
                 self.flush_buf()?;
                 // Base64 text goes straight from the notebook to the page; only line
                 // breaks are dropped (and anything that could end the attribute).
-                let text = text_of(value);
-                for piece in text.split(|c: char| {
-                    !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=')
-                }) {
-                    self.out.write_all(piece.as_bytes())?;
-                }
+                write_base64_runs(&mut self.out, text_of(value).as_bytes())?;
                 self.buf.push('"');
                 self.image_size(mime, meta);
                 self.buf.push_str("></div>");
@@ -623,6 +618,35 @@ fn widget_models(nb: &Notebook) -> HashSet<String> {
         .and_then(Value::as_object)
         .map(|state| state.keys().cloned().collect())
         .unwrap_or_default()
+}
+
+/// Writes the runs of base64 characters in `bytes`, skipping everything else (line
+/// breaks, and anything that could end an attribute).
+fn write_base64_runs(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    const fn table() -> [bool; 256] {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+            i += 1;
+        }
+        t
+    }
+    static BASE64: [bool; 256] = table();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !BASE64[b as usize] {
+            if start < i {
+                out.write_all(&bytes[start..i])?;
+            }
+            start = i + 1;
+        }
+    }
+    if start < bytes.len() {
+        out.write_all(&bytes[start..])?;
+    }
+    Ok(())
 }
 
 fn b_flush<W: Write>(p: &mut Page<'_, W>) -> io::Result<()> {
@@ -713,5 +737,15 @@ mod tests {
         );
         assert!(!page.contains("IntSlider()"));
         assert!(page.contains("data-mime-type=\"application/geo+json\"><pre>{\n  &quot;type&quot;: &quot;Point&quot;"), "{page}");
+    }
+}
+
+#[cfg(test)]
+mod base64_tests {
+    #[test]
+    fn only_base64_characters_are_copied() {
+        let mut out = Vec::new();
+        super::write_base64_runs(&mut out, b"iVBO\nRw0K\"><script>==\n").unwrap();
+        assert_eq!(out, b"iVBORw0Kscript==");
     }
 }
