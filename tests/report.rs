@@ -588,3 +588,26 @@ fn report_is_refused_where_nothing_is_executed() {
     );
     assert!(!report.exists());
 }
+
+#[test]
+fn mathjax_is_loaded_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = render(&fixture("markdown.ipynb"), &dir.path().join("a.html"), &[]);
+    assert!(
+        !plain.contains("<script") && !plain.contains("src=\"http"),
+        "no remote asset by default"
+    );
+    let url = "https://cdn.example/mathjax@3/es5/tex-chtml.js";
+    let page = render(
+        &fixture("markdown.ipynb"),
+        &dir.path().join("b.html"),
+        &["--mathjax-url", url],
+    );
+    assert!(
+        page.contains(&format!("<script async src=\"{url}\"></script>")),
+        "{page}"
+    );
+    // The page's policy lets that origin's script in, and nothing else.
+    assert!(page.contains("script-src https://cdn.example;"), "{page}");
+    assert!(page.contains("inlineMath:[[&#39;$&#39;") || page.contains("inlineMath:[['$'"));
+}
