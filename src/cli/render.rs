@@ -26,10 +26,10 @@ pub struct RenderArgs {
 /// The options a report and `render` share.
 #[derive(Args, Debug, Clone, Default)]
 pub struct HtmlArgs {
-    /// Hide the code of code cells (outputs stay)
+    /// Hide the code of code cells in the HTML (outputs stay)
     #[arg(long = "no-input")]
     pub no_input: bool,
-    /// Embed HTML outputs and Markdown's HTML as they are, scripts included (default: sanitised)
+    /// Embed HTML outputs and Markdown's HTML in the page as they are, scripts included (default: sanitised)
     #[arg(long = "trust-html")]
     pub trust_html: bool,
     /// Load MathJax from URL to typeset math (default: nothing is loaded from the network)
