@@ -9,6 +9,8 @@ cd "$root"
 scripts/venv.sh test
 # Jupyter Kernel Gateway in its own environment, for tests/gateway.rs (remote kernels).
 scripts/venv.sh gateway
+# Headless Chromium (Debian's package), for the report page tests.
+scripts/chromium.sh
 # Tests find the kernel through the project's own environment, never one installed by hand.
 export VIRTUAL_ENV="$root/.venv"
 export PATH="$root/.venv/bin:$PATH"

@@ -6,6 +6,7 @@ mod inspect;
 mod jobs;
 mod kernels;
 mod progress;
+mod render;
 mod run;
 mod validate;
 
@@ -44,6 +45,8 @@ enum Command {
     Kernels(kernels::KernelsArgs),
     /// List, show, cancel, wait for and prune jobs (the ArcGIS jobs resource)
     Jobs(jobs::JobsArgs),
+    /// Render an executed notebook as one self-contained HTML page
+    Render(render::RenderArgs),
 }
 
 /// Prints `error: …` (one line) to stderr.
@@ -80,6 +83,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::main(args),
         Command::Kernels(args) => kernels::main(args),
         Command::Jobs(args) => jobs::main(args),
+        Command::Render(args) => render::main(args),
     }
 }
 

@@ -97,6 +97,11 @@ pub struct RunArgs {
     /// Show code inputs (the default)
     #[arg(long = "no-report-mode", help_heading = COMPAT)]
     no_report_mode: bool,
+    /// Also write an HTML report of the executed notebook to FILE (on success and on failure)
+    #[arg(long = "report", value_name = "FILE")]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    report_html: super::render::HtmlArgs,
     /// Print the parameters INPUT takes and exit (as `nbexec inspect`; papermill --help-notebook)
     #[arg(long = "help-notebook")]
     help_notebook: bool,
@@ -553,6 +558,12 @@ pub fn main(args: RunArgs) -> i32 {
         .job((!args.no_record).then_some(job))
         .cancel_on_signals(true);
 
+    if args.report.is_some() && (args.batch.is_some() || args.prepare_only) {
+        error_line(
+            "--report renders an executed notebook: it does not apply to --batch or --prepare-only",
+        );
+        return EXIT_USAGE;
+    }
     if let Some(batch) = &args.batch {
         return run_batch(&builder, batch, args.jobs);
     }
@@ -591,7 +602,15 @@ pub fn main(args: RunArgs) -> i32 {
     let redact = |text: String| builder.redact(&text);
     match result {
         Ok(done) => {
-            let code = done.outcome.exit_code();
+            let mut code = done.outcome.exit_code();
+            if let Some(path) = &args.report
+                && let Err(e) = write_run_report(&args, &input, &done, &builder, path)
+            {
+                error_line(e);
+                if code == 0 {
+                    code = super::EXIT_FAILED;
+                }
+            }
             if let nbexec::Outcome::CellFailed(failure) = &done.outcome {
                 print_traceback(failure, redact);
             }
@@ -613,9 +632,43 @@ pub fn main(args: RunArgs) -> i32 {
         }
         Err(e) => {
             error_line(redact(e.to_string()));
+            if let Some(path) = &args.report {
+                warning_line(format!(
+                    "no report written to {}: the notebook did not run",
+                    path.display()
+                ));
+            }
             e.exit_code()
         }
     }
+}
+
+/// `--report FILE`: the executed notebook as saved (secrets redacted) rendered as HTML.
+/// The saved file is what the report shows when there is one; otherwise the notebook
+/// in memory, with every secret value redacted.
+fn write_run_report(
+    args: &RunArgs,
+    input: &std::path::Path,
+    done: &nbexec::RunResult,
+    builder: &nbexec::Run,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let nb = match &done.saved_to {
+        Some(saved) if saved.as_os_str() != "-" => nbexec::read_notebook_unchecked(saved)
+            .map_err(|e| format!("cannot read the executed notebook for the report: {e}"))?,
+        _ => {
+            let mut nb = done.notebook.clone();
+            super::render::redact_notebook(&mut nb, &|text: &str| builder.redact(text));
+            nb
+        }
+    };
+    let mut html = args.report_html.clone();
+    html.no_input |= args.report_mode;
+    let title = input
+        .file_name()
+        .filter(|_| input.as_os_str() != "-")
+        .map(|n| n.to_string_lossy().into_owned());
+    super::render::write_report_file(&nb, &html.options(title), path)
 }
 
 /// The failing cell's traceback as the kernel sent it: coloured on a terminal, plain
