@@ -170,23 +170,55 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(d) = var("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("jupyter");
     }
-    let home = var("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    home.join(".local/share/jupyter/runtime")
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/jupyter/runtime"),
+        // Not `/tmp/.local/...`, which every user without a HOME would share:
+        // a directory of our own, checked by `ensure_private_dir` when used.
+        None => std::env::temp_dir().join(format!("nbexec-{}", nix::unistd::geteuid())),
+    }
 }
 
-/// Creates `dir` (and parents) if needed; a directory we create is 0700.
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), KernelError> {
+/// Creates `dir` (and parents) if needed, a directory we create being 0700,
+/// and checks that it is safe to keep secrets in: a directory owned by this
+/// user that nobody else can write to. Otherwise whoever owns or can write it
+/// could read connection keys or job records, or replace a kernel's sockets.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .map_err(|source| KernelError::File {
-            action: "cannot create runtime directory",
-            path: dir.to_path_buf(),
-            source,
-        })
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let problem = if !meta.is_dir() {
+        Some("is not a directory (a symbolic link?)".to_owned())
+    } else if meta.uid() != uid {
+        Some(format!(
+            "is owned by uid {}, not by this user (uid {uid})",
+            meta.uid()
+        ))
+    } else if meta.permissions().mode() & 0o022 != 0 {
+        Some(format!(
+            "can be written by other users (mode {:o})",
+            meta.permissions().mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{p}; refusing to use it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn ensure_runtime_dir(dir: &Path) -> Result<(), KernelError> {
+    ensure_private_dir(dir).map_err(|source| KernelError::File {
+        action: "cannot use runtime directory",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// A fallback directory for IPC sockets when the runtime dir's path is too
@@ -230,7 +262,7 @@ impl ConnectionFile {
         transport: Transport,
         kernel_name: &str,
     ) -> Result<ConnectionFile, KernelError> {
-        ensure_private_dir(runtime_dir)?;
+        ensure_runtime_dir(runtime_dir)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let key = random_key()?;
         let info = match transport {

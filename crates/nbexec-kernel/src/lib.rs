@@ -54,8 +54,8 @@ mod launch;
 mod process;
 mod wire;
 
-pub use client::{ExecuteOptions, Interrupter, KernelClient, KernelEvent, LaunchOptions};
-pub use connection::{ConnectionInfo, Transport, default_runtime_dir};
+pub use client::{Channel, ExecuteOptions, Interrupter, KernelClient, KernelEvent, LaunchOptions};
+pub use connection::{ConnectionInfo, Transport, default_runtime_dir, ensure_private_dir};
 pub use error::KernelError;
 pub use kernelspec::{
     InterruptMode, KernelSpec, find_kernelspec, find_kernelspec_in, find_kernelspecs,
