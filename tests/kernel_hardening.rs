@@ -221,3 +221,50 @@ fn without_home_runtime_and_state_dirs_are_private_or_refused() {
         stderr(&out)
     );
 }
+
+/// SIGKILL of nbexec (no code of ours runs) still takes down the kernel and the
+/// processes the kernel started in its process group.
+#[test]
+fn kill_9_of_nbexec_takes_down_the_kernel_and_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let nb = notebook(vec![code(
+        &format!(
+            "import os, subprocess, time\np = subprocess.Popen(['sleep', '1000'])\n\
+             with open({:?} + '.tmp', 'w') as f:\n    f.write(f'{{os.getpid()}} {{p.pid}}')\n\
+             os.rename({:?} + '.tmp', {:?})\ntime.sleep(1000)\n",
+            pids.to_str().unwrap(),
+            pids.to_str().unwrap(),
+            pids.to_str().unwrap()
+        ),
+        &[],
+    )]);
+    let input = write_nb(dir.path(), "in.ipynb", &nb);
+    let output = dir.path().join("out.ipynb");
+    let mut child = nbexec()
+        .arg("run")
+        .arg(&input)
+        .arg(&output)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nbexec starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let text = loop {
+        if let Ok(t) = std::fs::read_to_string(&pids) {
+            break t;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the cell never wrote its pids");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut it = text.split(' ').map(|p| p.parse::<i32>().expect("a pid"));
+    let (kernel, sleep) = (it.next().unwrap(), it.next().unwrap());
+    assert!(std::path::Path::new(&format!("/proc/{sleep}")).exists());
+    child.kill().expect("SIGKILL nbexec");
+    child.wait().unwrap();
+    assert_pid_gone(kernel);
+    assert_pid_gone(sleep);
+}

@@ -9,8 +9,10 @@
 //! killed on shutdown, on `Drop` (also after a panic or a cancelled task), and
 //! when the kernel's leader exits. If nbexec itself is SIGKILLed, no code of
 //! ours runs; on Linux the kernel then gets SIGKILL from the OS through
-//! `PR_SET_PDEATHSIG` (processes the kernel started itself are orphaned, not
-//! killed: only a subreaper or a cgroup could catch those).
+//! `PR_SET_PDEATHSIG`, and a small supervisor process (`sh`, outside the
+//! group) that notices nbexec's end through a pipe kills the kernel's process
+//! group, which takes the processes the kernel started with it. Processes that
+//! leave the group (a new session) are out of reach.
 //!
 //! Map: [`find_kernelspec`] and friends find `kernel.json` files where Jupyter
 //! does; [`KernelClient::start`] writes a connection file, spawns the kernel
