@@ -268,3 +268,92 @@ fn kill_9_of_nbexec_takes_down_the_kernel_and_its_children() {
     assert_pid_gone(kernel);
     assert_pid_gone(sleep);
 }
+
+/// A kernelspec that exists but cannot be used (not JSON, no argv) is bad input,
+/// like an unknown kernel: exit 2 with a one-line error, and, as for an unknown
+/// kernel, no output notebook since no run started.
+#[test]
+fn an_invalid_kernelspec_is_an_input_error_like_an_unknown_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let jupyter = dir.path().join("jupyter");
+    for (name, text) in [
+        ("notjson", "not json"),
+        ("noargv", r#"{"display_name": "x", "language": "python"}"#),
+    ] {
+        let spec = jupyter.join("kernels").join(name);
+        std::fs::create_dir_all(&spec).unwrap();
+        std::fs::write(spec.join("kernel.json"), text).unwrap();
+    }
+    let input = write_nb(dir.path(), "in.ipynb", &notebook(vec![code("1", &[])]));
+    for name in ["notjson", "noargv", "no-such-kernel"] {
+        let output = dir.path().join(format!("out-{name}.ipynb"));
+        let out = nbexec()
+            .env("JUPYTER_PATH", &jupyter)
+            .arg("run")
+            .arg(&input)
+            .arg(&output)
+            .args(["-k", name])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.starts_with("error: ") && err.contains(name), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            !output.exists(),
+            "{name}: no output for a run that never started"
+        );
+    }
+}
+
+/// `-k python` (papermill's own test notebooks say `python`) means `python3`, as in
+/// jupyter_client, unless a kernelspec is literally named `python`.
+#[test]
+fn the_python_kernel_name_is_an_alias_of_python3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nb = notebook(vec![code(
+        "import sys\nprint('py', sys.version_info[0])",
+        &[],
+    )]);
+    nb["metadata"]["kernelspec"]["name"] = "python".into();
+    let input = write_nb(dir.path(), "in.ipynb", &nb);
+    let output = dir.path().join("out.ipynb");
+    let out = run(&["run", input.to_str().unwrap(), output.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stream_text(&read_nb(&output)["cells"][0], "stdout"),
+        "py 3\n"
+    );
+    let out = run(&[
+        "run",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "-k",
+        "python",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // A spec really named `python` wins over the alias.
+    let jupyter = dir.path().join("jupyter");
+    let spec = jupyter.join("kernels/python");
+    std::fs::create_dir_all(&spec).unwrap();
+    std::fs::write(
+        spec.join("kernel.json"),
+        r#"{"argv": ["/bin/sh", "-c", "echo the real python spec; exit 3"], "display_name": "p", "language": "python"}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(&output).unwrap();
+    let out = nbexec()
+        .env("JUPYTER_PATH", &jupyter)
+        .arg("run")
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("the real python spec"),
+        "{}",
+        stderr(&out)
+    );
+}
