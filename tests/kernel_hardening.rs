@@ -357,3 +357,96 @@ fn the_python_kernel_name_is_an_alias_of_python3() {
         stderr(&out)
     );
 }
+
+/// The start time of a process, as nbexec puts it in its runtime file names.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Connection files and IPC sockets left by an nbexec that was SIGKILLed are removed
+/// by the next run; files of live processes and files nbexec did not create stay.
+#[test]
+fn files_left_by_a_killed_nbexec_are_cleaned_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    let started = dir.path().join("started");
+    let nb = notebook(vec![code(
+        &format!(
+            "import time\nopen({:?}, 'w').close()\ntime.sleep(1000)\n",
+            started.to_str().unwrap()
+        ),
+        &[],
+    )]);
+    let input = write_nb(dir.path(), "in.ipynb", &nb);
+    let output = dir.path().join("out.ipynb");
+    let mut child = nbexec()
+        .env("JUPYTER_RUNTIME_DIR", &runtime)
+        .arg("run")
+        .arg(&input)
+        .arg(&output)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nbexec starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !started.exists() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the cell never started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tag = format!("{}-{}", child.id(), start_time(child.id()));
+    child.kill().expect("SIGKILL nbexec");
+    child.wait().unwrap();
+    let left = names(&runtime);
+    assert!(
+        left.iter()
+            .any(|n| n.starts_with(&format!("kernel-nbexec-{tag}-")) && n.ends_with(".json")),
+        "{left:?}"
+    );
+    assert!(
+        left.iter()
+            .filter(|n| n.starts_with(&format!("nbexec-{tag}-")))
+            .count()
+            >= 5,
+        "the kernel's IPC sockets are left: {left:?}"
+    );
+    // What must survive: a live process's files, and files nbexec did not make.
+    let me = std::process::id();
+    let live = format!("kernel-nbexec-{me}-{}-abc.json", start_time(me));
+    let reused = format!("nbexec-{me}-1-abc-1");
+    let foreign = ["kernel-0123abcd.json", "nbexec-notes.txt", "nbexec-1-2"];
+    for name in [live.as_str(), reused.as_str()].into_iter().chain(foreign) {
+        std::fs::write(runtime.join(name), "").unwrap();
+    }
+
+    let quick = write_nb(dir.path(), "quick.ipynb", &notebook(vec![code("1", &[])]));
+    let out = nbexec()
+        .env("JUPYTER_RUNTIME_DIR", &runtime)
+        .arg("run")
+        .arg(&quick)
+        .arg(dir.path().join("quick-out.ipynb"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut expected: Vec<String> = [live.as_str()]
+        .into_iter()
+        .chain(foreign)
+        .map(String::from)
+        .collect();
+    expected.sort();
+    // `reused` names a live pid with another start time: that process is gone.
+    assert_eq!(names(&runtime), expected);
+}
