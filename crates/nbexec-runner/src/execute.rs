@@ -305,8 +305,11 @@ fn unreadable(
     msg_type: Option<&str>,
     detail: &str,
 ) {
-    let flight = match parent.and_then(|p| by_msg.get(p)) {
-        Some(&index) => flights.iter_mut().find(|f| f.cell == index),
+    let flight = match parent {
+        // A readable parent that is not one of our cells: not our business.
+        Some(p) => by_msg
+            .get(p)
+            .and_then(|&index| flights.iter_mut().find(|f| f.cell == index)),
         None if shell => flights.iter_mut().find(|f| !f.pass && f.reply.is_none()),
         None => flights.iter_mut().find(|f| !f.pass && !f.idle),
     };
