@@ -139,7 +139,7 @@ pub enum Channel {
 
 /// What a reader task forwards: a message, or what could be read of one.
 enum Incoming {
-    Message(Message),
+    Message(Box<Message>),
     Unreadable {
         msg_type: Option<String>,
         parent_msg_id: Option<String>,
@@ -150,8 +150,8 @@ enum Incoming {
 impl Incoming {
     fn into_event(self, channel: Channel) -> KernelEvent {
         match (self, channel) {
-            (Incoming::Message(m), Channel::Iopub) => KernelEvent::Iopub(m),
-            (Incoming::Message(m), Channel::Shell) => KernelEvent::ShellReply(m),
+            (Incoming::Message(m), Channel::Iopub) => KernelEvent::Iopub(*m),
+            (Incoming::Message(m), Channel::Shell) => KernelEvent::ShellReply(*m),
             (
                 Incoming::Unreadable {
                     msg_type,
@@ -897,7 +897,7 @@ async fn read_loop<S: SocketRecv>(
     loop {
         let incoming = match sock.recv().await {
             Ok(frames) => match session.decode(frames.into_vec()) {
-                Ok(m) => Incoming::Message(m),
+                Ok(m) => Incoming::Message(Box::new(m)),
                 Err(Rejected::BadSignature | Rejected::Malformed(_)) => {
                     dropped.fetch_add(1, Ordering::Relaxed);
                     continue;

@@ -80,7 +80,7 @@ impl Session {
         }
     }
 
-    fn sign(&self, parts: [&[u8]; 4]) -> String {
+    pub(crate) fn sign(&self, parts: [&[u8]; 4]) -> String {
         match &self.mac {
             None => String::new(),
             Some(mac) => {
