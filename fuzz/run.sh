@@ -2,7 +2,7 @@
 # Runs one fuzz target, seeded from the repository's own test data.
 # Usage: fuzz/run.sh [TARGET] [SECONDS]   (defaults: read_write, 600)
 #        fuzz/run.sh SECONDS              (read_write, as before)
-# Targets: read_write, params_json, params_yaml, esri_featureset.
+# Targets: read_write, params_json, params_yaml, esri_featureset, wire_decode.
 # Needs `cargo install cargo-fuzz`. libFuzzer needs nightly-only rustc flags;
 # RUSTC_BOOTSTRAP=1 lets stable pass them. Extra libFuzzer flags: FUZZ_ARGS="-jobs=1 ...".
 set -euo pipefail
@@ -23,13 +23,17 @@ case "$target" in
     seeds=("seeds/$target")
     flags=(-dict="dicts/$target.dict" -max_len=16384)
     ;;
+  wire_decode)
+    seeds=(seeds/wire_decode)
+    flags=(-dict=dicts/wire_decode.dict -max_len=65536)
+    ;;
   esri_featureset)
     seeds=(seeds/esri_featureset)
     # Large enough for thousands of rings: ring assignment must stay fast.
     flags=(-dict=dicts/esri_featureset.dict -max_len=262144)
     ;;
   *)
-    echo "unknown target '$target' (read_write, params_json, params_yaml, esri_featureset)" >&2
+    echo "unknown target '$target' (read_write, params_json, params_yaml, esri_featureset, wire_decode)" >&2
     exit 2
     ;;
 esac

@@ -102,6 +102,22 @@ pub enum KernelEvent {
     /// should not happen; if a kernel asks anyway, it has already been answered
     /// with an empty `input_reply` so nothing hangs.
     StdinRequest(Message),
+    /// A correctly signed message from the kernel that is not JSON even after
+    /// lossy decoding (bytes that are not UTF-8 are already read as U+FFFD, so
+    /// this means a broken kernel). It is delivered in order with the others so
+    /// that a reply or `status: idle` lost this way cannot leave the caller
+    /// waiting for ever; it is also counted in
+    /// [`dropped_messages`](KernelClient::dropped_messages).
+    Unreadable {
+        /// Where it arrived.
+        channel: Channel,
+        /// `header.msg_type`, when the header could be read.
+        msg_type: Option<String>,
+        /// `parent_header.msg_id`, when the parent header could be read.
+        parent_msg_id: Option<String>,
+        /// What could not be read, and why.
+        detail: String,
+    },
     /// The kernel process exited (or, for a kernel we did not start, its
     /// heartbeat stopped). Once returned, every later `recv` returns it again.
     Died {
@@ -110,6 +126,54 @@ pub enum KernelEvent {
         /// The last output the kernel wrote to stdout/stderr.
         stderr_tail: String,
     },
+}
+
+/// The channel an [`KernelEvent::Unreadable`] message arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The shell channel (replies).
+    Shell,
+    /// The IOPub channel (status, outputs).
+    Iopub,
+}
+
+/// What a reader task forwards: a message, or what could be read of one.
+enum Incoming {
+    Message(Box<Message>),
+    Unreadable {
+        msg_type: Option<String>,
+        parent_msg_id: Option<String>,
+        detail: String,
+    },
+}
+
+impl Incoming {
+    fn into_event(self, channel: Channel) -> KernelEvent {
+        match (self, channel) {
+            (Incoming::Message(m), Channel::Iopub) => KernelEvent::Iopub(*m),
+            (Incoming::Message(m), Channel::Shell) => KernelEvent::ShellReply(*m),
+            (
+                Incoming::Unreadable {
+                    msg_type,
+                    parent_msg_id,
+                    detail,
+                },
+                channel,
+            ) => KernelEvent::Unreadable {
+                channel,
+                msg_type,
+                parent_msg_id,
+                detail,
+            },
+        }
+    }
+
+    fn parent(&self) -> Option<&String> {
+        match self {
+            Incoming::Message(m) => m.parent_msg_id.as_ref(),
+            Incoming::Unreadable { parent_msg_id, .. } => parent_msg_id.as_ref(),
+        }
+    }
 }
 
 /// A connection to a running kernel.
@@ -140,8 +204,8 @@ pub struct KernelClient {
 }
 
 struct Inbox {
-    iopub: UnboundedReceiver<Message>,
-    shell: UnboundedReceiver<Message>,
+    iopub: UnboundedReceiver<Incoming>,
+    shell: UnboundedReceiver<Incoming>,
     stdin: UnboundedReceiver<Message>,
 }
 
@@ -376,22 +440,19 @@ impl KernelClient {
         loop {
             let event = tokio::select! {
                 biased;
-                Some(m) = self.inbox.iopub.recv() => KernelEvent::Iopub(m),
-                Some(m) = self.inbox.shell.recv() => KernelEvent::ShellReply(m),
-                Some(m) = self.inbox.stdin.recv() => KernelEvent::StdinRequest(m),
+                Some(m) = self.inbox.iopub.recv() => (m, Channel::Iopub),
+                Some(m) = self.inbox.shell.recv() => (m, Channel::Shell),
+                Some(m) = self.inbox.stdin.recv() => return KernelEvent::StdinRequest(m),
                 (status, stderr_tail) = self.liveness.dead() => {
                     return KernelEvent::Died { status, stderr_tail };
                 }
             };
-            let from_startup = match &event {
-                KernelEvent::Iopub(m) | KernelEvent::ShellReply(m) => m
-                    .parent_msg_id
-                    .as_ref()
-                    .is_some_and(|p| self.startup_ids.contains(p)),
-                _ => false,
-            };
+            let (incoming, channel) = event;
+            let from_startup = incoming
+                .parent()
+                .is_some_and(|p| self.startup_ids.contains(p));
             if !from_startup {
-                return event;
+                return incoming.into_event(channel);
             }
         }
     }
@@ -803,13 +864,13 @@ async fn wait_ready(
         let resend_at = Instant::now() + wait;
         loop {
             tokio::select! {
-                Some(m) = inbox.shell.recv() => {
+                Some(Incoming::Message(m)) = inbox.shell.recv() => {
                     let ours = m.parent_msg_id.as_ref().is_some_and(|p| ids.contains(p));
                     if ours && m.msg_type == "kernel_info_reply" && reply.is_none() {
                         reply = Some(m.content);
                     }
                 }
-                Some(m) = inbox.iopub.recv() => {
+                Some(Incoming::Message(m)) = inbox.iopub.recv() => {
                     if m.parent_msg_id.as_ref().is_some_and(|p| ids.contains(p)) {
                         iopub_seen = true;
                     }
@@ -831,25 +892,43 @@ async fn read_loop<S: SocketRecv>(
     mut sock: S,
     session: Arc<Session>,
     dropped: Arc<AtomicU64>,
-    tx: Option<UnboundedSender<Message>>,
+    tx: Option<UnboundedSender<Incoming>>,
 ) {
     loop {
-        match sock.recv().await {
+        let incoming = match sock.recv().await {
             Ok(frames) => match session.decode(frames.into_vec()) {
-                Ok(m) => {
-                    if let Some(tx) = &tx
-                        && tx.send(m).is_err()
-                    {
-                        return;
-                    }
-                }
+                Ok(m) => Incoming::Message(Box::new(m)),
                 Err(Rejected::BadSignature | Rejected::Malformed(_)) => {
                     dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // Signed by the kernel, so it is part of the conversation:
+                // pass on what can be read, in order, so that a lost reply or
+                // idle can still end the request it belonged to.
+                Err(Rejected::Unreadable {
+                    msg_type,
+                    parent_msg_id,
+                    detail,
+                }) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    Incoming::Unreadable {
+                        msg_type,
+                        parent_msg_id,
+                        detail,
+                    }
                 }
             },
             // The peer went away (the kernel died or is restarting); death is
             // reported by the process watcher, so only avoid spinning here.
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Some(tx) = &tx
+            && tx.send(incoming).is_err()
+        {
+            return;
         }
     }
 }

@@ -170,23 +170,55 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(d) = var("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("jupyter");
     }
-    let home = var("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    home.join(".local/share/jupyter/runtime")
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/jupyter/runtime"),
+        // Not `/tmp/.local/...`, which every user without a HOME would share:
+        // a directory of our own, checked by `ensure_private_dir` when used.
+        None => std::env::temp_dir().join(format!("nbexec-{}", nix::unistd::geteuid())),
+    }
 }
 
-/// Creates `dir` (and parents) if needed; a directory we create is 0700.
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), KernelError> {
+/// Creates `dir` (and parents) if needed, a directory we create being 0700,
+/// and checks that it is safe to keep secrets in: a directory owned by this
+/// user that nobody else can write to. Otherwise whoever owns or can write it
+/// could read connection keys or job records, or replace a kernel's sockets.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .map_err(|source| KernelError::File {
-            action: "cannot create runtime directory",
-            path: dir.to_path_buf(),
-            source,
-        })
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let problem = if !meta.is_dir() {
+        Some("is not a directory (a symbolic link?)".to_owned())
+    } else if meta.uid() != uid {
+        Some(format!(
+            "is owned by uid {}, not by this user (uid {uid})",
+            meta.uid()
+        ))
+    } else if meta.permissions().mode() & 0o022 != 0 {
+        Some(format!(
+            "can be written by other users (mode {:o})",
+            meta.permissions().mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{p}; refusing to use it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn ensure_runtime_dir(dir: &Path) -> Result<(), KernelError> {
+    ensure_private_dir(dir).map_err(|source| KernelError::File {
+        action: "cannot use runtime directory",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// A fallback directory for IPC sockets when the runtime dir's path is too
@@ -214,6 +246,71 @@ fn short_socket_dir() -> Result<PathBuf, KernelError> {
     Ok(dir)
 }
 
+/// Connection files we write: `kernel-nbexec-<pid>-<start>-<id>.json`.
+const FILE_PREFIX: &str = "kernel-nbexec-";
+/// IPC socket files in the runtime dir: `nbexec-<pid>-<start>-<id>-<n>`.
+const SOCKET_PREFIX: &str = "nbexec-";
+/// IPC socket files in the short socket dir: `k-<pid>-<start>-<id>-<n>`.
+const SHORT_SOCKET_PREFIX: &str = "k-";
+
+/// `<pid>-<start time>` of this process. The start time (in clock ticks since
+/// boot) tells a reused pid from the process that named the files. `None`
+/// where there is no `/proc` (then no file is ever taken for stale).
+fn owner_tag() -> Option<String> {
+    let pid = std::process::id();
+    Some(format!("{pid}-{}", process_start(pid)?))
+}
+
+/// A process's start time from `/proc/<pid>/stat`, `None` if there is no such
+/// process (or no `/proc`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may itself contain spaces and ')'.
+    let after = stat.rsplit_once(')')?.1;
+    // Fields after the name start at field 3 (state); starttime is field 22.
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Removes files that an nbexec process which is no longer running left in
+/// `dir` (connection files and IPC sockets, when it was SIGKILLed). Only names
+/// of the forms above are considered, and only when their pid is gone or now
+/// belongs to a process started at another time; `own` is never touched.
+fn remove_stale(dir: &Path, own: Option<&str>) {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let rest = [FILE_PREFIX, SOCKET_PREFIX, SHORT_SOCKET_PREFIX]
+            .iter()
+            .find_map(|p| name.strip_prefix(p));
+        let Some(rest) = rest else { continue };
+        let mut parts = rest.splitn(3, '-');
+        let (Some(pid), Some(start), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+            continue;
+        };
+        if own == Some(&format!("{pid}-{start}")) || process_start(pid) == Some(start) {
+            continue;
+        }
+        // Only regular files and sockets we own; never a directory or a link.
+        let ours = entry.metadata().is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            m.uid() == nix::unistd::geteuid().as_raw() && (t.is_file() || t.is_socket())
+        });
+        if ours {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Everything the kernel needs before it starts; removes its files on drop.
 pub(crate) struct ConnectionFile {
     pub info: ConnectionInfo,
@@ -230,8 +327,14 @@ impl ConnectionFile {
         transport: Transport,
         kernel_name: &str,
     ) -> Result<ConnectionFile, KernelError> {
-        ensure_private_dir(runtime_dir)?;
+        ensure_runtime_dir(runtime_dir)?;
+        let owner = owner_tag();
+        remove_stale(runtime_dir, owner.as_deref());
         let id = uuid::Uuid::new_v4().simple().to_string();
+        // Named after this process (pid and start time) when it can be, so
+        // that a later run can tell the files of an nbexec that was killed
+        // without cleaning up from those of one still running.
+        let tag = owner.map_or_else(String::new, |o| format!("{o}-"));
         let key = random_key()?;
         let info = match transport {
             Transport::Tcp => {
@@ -249,10 +352,12 @@ impl ConnectionFile {
             }
             Transport::Ipc => {
                 let short = &id[..12];
-                let mut prefix = runtime_dir.join(format!("nbexec-{short}"));
+                let mut prefix = runtime_dir.join(format!("{SOCKET_PREFIX}{tag}{short}"));
                 // `<prefix>-5` must fit in sun_path.
                 if prefix.as_os_str().len() + 2 > SUN_PATH_MAX {
-                    prefix = short_socket_dir()?.join(format!("k-{short}"));
+                    let dir = short_socket_dir()?;
+                    remove_stale(&dir, None);
+                    prefix = dir.join(format!("{SHORT_SOCKET_PREFIX}{tag}{short}"));
                 }
                 ConnectionInfo {
                     transport,
@@ -266,7 +371,7 @@ impl ConnectionFile {
                 }
             }
         };
-        let path = runtime_dir.join(format!("kernel-{id}.json"));
+        let path = runtime_dir.join(format!("{FILE_PREFIX}{tag}{id}.json"));
         let write_err = |source| KernelError::File {
             action: "cannot write connection file",
             path: path.clone(),

@@ -169,8 +169,23 @@ pub fn find_kernelspecs() -> Vec<KernelSpec> {
 
 /// The kernelspec called `name` (case-insensitive, like Jupyter), searched in
 /// [`kernelspec_search_dirs`]; `python3` falls back to a Python on `PATH`
-/// that can `import ipykernel`.
+/// that can `import ipykernel`, and `python` means `python3` when no spec is
+/// named `python`.
 pub fn find_kernelspec(name: &str) -> Result<KernelSpec, KernelError> {
+    match find_kernelspec_unaliased(name) {
+        // As jupyter_client: `python` means the native kernel (papermill's own
+        // notebooks say `python`), unless a spec is literally named so.
+        Err(e @ KernelError::NotFound { .. }) if name.eq_ignore_ascii_case(PYTHON_ALIAS) => {
+            find_kernelspec_unaliased(NATIVE_KERNEL).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+/// The kernel name that stands for [`NATIVE_KERNEL`] when no spec has it.
+const PYTHON_ALIAS: &str = "python";
+
+fn find_kernelspec_unaliased(name: &str) -> Result<KernelSpec, KernelError> {
     let dirs = kernelspec_search_dirs();
     match find_kernelspec_in(name, &dirs) {
         Err(KernelError::NotFound { .. }) if name.eq_ignore_ascii_case(NATIVE_KERNEL) => {

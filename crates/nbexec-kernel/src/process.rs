@@ -29,6 +29,54 @@ pub(crate) struct KernelProcess {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
     output: Arc<OutputTail>,
+    /// The write end of the supervisor's pipe (see [`Supervisor`]).
+    supervisor: Option<Supervisor>,
+}
+
+/// A tiny `sh` that outlives nbexec to kill what PDEATHSIG cannot reach: the
+/// processes the kernel started itself, left in its process group when nbexec
+/// is SIGKILLed. It reads one line from a pipe whose only write end nbexec
+/// holds. When nbexec dies, whatever the way, the OS closes that end, the read
+/// sees end-of-file, and the supervisor SIGKILLs the kernel's process group.
+/// When nbexec ends the kernel itself (its group is killed with it), it first
+/// writes `done`, and the supervisor exits without signalling a group id that
+/// may since have been reused. It runs in its own process group so that
+/// neither a terminal's Ctrl-C nor the kernel group's SIGKILL reaches it.
+struct Supervisor {
+    pipe: std::fs::File,
+}
+
+/// The supervisor's whole program: `$1` is the kernel's process group.
+const SUPERVISOR_SCRIPT: &str = r#"read -r line; [ -n "$line" ] || kill -9 -"$1""#;
+
+impl Supervisor {
+    fn spawn(pgid: u32) -> std::io::Result<Supervisor> {
+        let (read_end, write_end) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", SUPERVISOR_SCRIPT, "nbexec-kernel-supervisor"])
+            .arg(pgid.to_string())
+            .stdin(Stdio::from(read_end))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        // Reap it whenever it exits, so that it never lingers as a zombie.
+        std::thread::Builder::new()
+            .name("nbexec-kernel-supervisor".into())
+            .spawn(move || {
+                let _ = child.wait();
+            })?;
+        Ok(Supervisor {
+            pipe: std::fs::File::from(write_end),
+        })
+    }
+
+    /// Tells the supervisor that the kernel's group has been dealt with.
+    fn dismiss(&mut self) {
+        use std::io::Write;
+        let _ = self.pipe.write_all(b"done\n");
+    }
 }
 
 struct OutputTail {
@@ -149,7 +197,10 @@ impl KernelProcess {
                     }
                 };
                 let pid = child.id();
-                if spawned_tx.send(Ok(pid)).is_err() {
+                // Without a supervisor the kernel still dies with nbexec (by
+                // PDEATHSIG); only its own children could then survive.
+                let supervisor = Supervisor::spawn(pid).ok();
+                if spawned_tx.send(Ok((pid, supervisor))).is_err() {
                     // The caller was cancelled while we spawned: nobody will
                     // ever own this kernel, so it must not live.
                     kill_group(pid, Signal::SIGKILL);
@@ -162,7 +213,7 @@ impl KernelProcess {
                 kill_group(pid, Signal::SIGKILL);
                 exit_tx.send_replace(Some(status));
             })?;
-        let pid = spawned_rx
+        let (pid, supervisor) = spawned_rx
             .await
             .map_err(|_| std::io::Error::other("spawn thread ended early"))??;
 
@@ -170,6 +221,7 @@ impl KernelProcess {
             pid,
             exit: exit_rx,
             output,
+            supervisor,
         })
     }
 
@@ -232,6 +284,9 @@ impl Drop for KernelProcess {
         // Whatever path led here (panic, cancellation, forgotten shutdown),
         // leave no kernel behind. The waiter thread reaps it.
         self.signal(Signal::SIGKILL);
+        if let Some(s) = &mut self.supervisor {
+            s.dismiss();
+        }
     }
 }
 

@@ -42,8 +42,19 @@ pub struct Message {
 pub(crate) enum Rejected {
     /// Unsigned or wrongly signed: dropped and counted.
     BadSignature,
-    /// Not a Jupyter message at all (no delimiter, missing frames, bad JSON).
+    /// Not a Jupyter message at all (no delimiter, missing frames).
     Malformed(String),
+    /// Correctly signed, so from the kernel, but a part is not JSON even after
+    /// lossy decoding: what could be read of its header is kept so the caller
+    /// can still tell which request it belonged to.
+    Unreadable {
+        /// `header.msg_type`, when the header could be read.
+        msg_type: Option<String>,
+        /// `parent_header.msg_id`, when the parent header could be read.
+        parent_msg_id: Option<String>,
+        /// What could not be read, and why.
+        detail: String,
+    },
 }
 
 /// Signing state shared by every socket of one connection.
@@ -69,7 +80,7 @@ impl Session {
         }
     }
 
-    fn sign(&self, parts: [&[u8]; 4]) -> String {
+    pub(crate) fn sign(&self, parts: [&[u8]; 4]) -> String {
         match &self.mac {
             None => String::new(),
             Some(mac) => {
@@ -146,18 +157,35 @@ impl Session {
                 .map_err(|_| Rejected::BadSignature)?;
         }
 
-        let parse = |what: &str, b: &Bytes| -> Result<Value, Rejected> {
-            serde_json::from_slice(b).map_err(|e| Rejected::Malformed(format!("{what}: {e}")))
-        };
-        let header = parse("header", &header)?;
-        let parent_header = parse("parent_header", &parent)?;
-        let metadata = parse("metadata", &metadata)?;
-        let content = parse("content", &content)?;
+        let header = parse_lossy(&header).map_err(|e| format!("header: {e}"));
+        let parent_header = parse_lossy(&parent).map_err(|e| format!("parent_header: {e}"));
         let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+        let msg_type = header.as_ref().ok().and_then(|h| text(h, "msg_type"));
+        let parent_msg_id = parent_header
+            .as_ref()
+            .ok()
+            .and_then(|p| text(p, "msg_id"))
+            .filter(|s| !s.is_empty());
+        let metadata = parse_lossy(&metadata).map_err(|e| format!("metadata: {e}"));
+        let content = parse_lossy(&content).map_err(|e| format!("content: {e}"));
+        let (header, parent_header, metadata, content) =
+            match (header, parent_header, metadata, content) {
+                (Ok(h), Ok(p), Ok(m), Ok(c)) if msg_type.is_some() => (h, p, m, c),
+                (h, p, m, c) => {
+                    let detail = [h.err(), p.err(), m.err(), c.err()]
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .unwrap_or_else(|| "header has no msg_type".into());
+                    return Err(Rejected::Unreadable {
+                        msg_type,
+                        parent_msg_id,
+                        detail,
+                    });
+                }
+            };
         let msg_id = text(&header, "msg_id").unwrap_or_default();
-        let msg_type = text(&header, "msg_type")
-            .ok_or_else(|| Rejected::Malformed("header has no msg_type".into()))?;
-        let parent_msg_id = text(&parent_header, "msg_id").filter(|s| !s.is_empty());
+        let msg_type = msg_type.unwrap_or_default();
         Ok(Message {
             msg_id,
             msg_type,
@@ -169,6 +197,68 @@ impl Session {
             buffers,
         })
     }
+}
+
+/// Parses one JSON frame the way Jupyter's Python side would read it: bytes
+/// that are not UTF-8 (ipykernel sends file names and other text that Python
+/// holds as lone surrogates raw) become U+FFFD, as with `errors="replace"`, and
+/// so do `\uXXXX` escapes of unpaired surrogates, which Python's JSON accepts.
+pub(crate) fn parse_lossy(frame: &[u8]) -> Result<Value, String> {
+    let first = match serde_json::from_slice(frame) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let text = String::from_utf8_lossy(frame);
+    let repaired = replace_lone_surrogates(&text);
+    if matches!(text, std::borrow::Cow::Borrowed(_)) && repaired.is_none() {
+        return Err(first.to_string());
+    }
+    let text = repaired.map_or(text, std::borrow::Cow::Owned);
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// `text` with every `\uD800`..`\uDFFF` escape that is not half of a valid
+/// pair replaced by `\uFFFD`; `None` when there is none.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    fn escape_at(b: &[u8], i: usize) -> Option<u16> {
+        let hex = b.get(i..i + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = escape_at(b, i) else {
+            // Any other escape is two bytes (`\"`, `\\`...); skipping both
+            // keeps an escaped backslash from starting a false `\u`.
+            i += 2;
+            continue;
+        };
+        let low = |u: u16| (0xDC00..=0xDFFF).contains(&u);
+        if (0xD800..=0xDBFF).contains(&unit) && escape_at(b, i + 6).is_some_and(low) {
+            i += 12;
+        } else if (0xD800..=0xDFFF).contains(&unit) {
+            let o = out.get_or_insert_with(String::new);
+            o.push_str(&text[copied..i]);
+            o.push_str("\\ufffd");
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
+        }
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
 }
 
 fn to_bytes(v: &Value) -> Bytes {
@@ -260,6 +350,48 @@ mod tests {
             s.decode(vec![Bytes::from_static(b"x")]),
             Err(Rejected::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_and_lone_surrogates_become_replacement_characters() {
+        let s = Session::new(b"k");
+        let (_, mut frames) = s.request("stream", json!({}), Some(&json!({"msg_id": "p"})));
+        // ipykernel sends a surrogate-escaped file name as its raw byte.
+        frames[5] = Bytes::from_static(b"{\"name\": \"stdout\", \"text\": \"caf\xe9.csv\"}");
+        frames[1] = Bytes::from(s.sign([&frames[2], &frames[3], &frames[4], &frames[5]]));
+        let m = s.decode(frames).expect("decodes");
+        assert_eq!(m.content["text"], "caf\u{fffd}.csv");
+        assert_eq!(
+            parse_lossy(br#"["\udce9", "\ud83d\ude00", "\\udce9", "\ud800x", "\udc00\ud800"]"#),
+            Ok(json!([
+                "\u{fffd}",
+                "\u{1f600}",
+                "\\udce9",
+                "\u{fffd}x",
+                "\u{fffd}\u{fffd}"
+            ]))
+        );
+        assert!(parse_lossy(b"{\"a\": ").is_err());
+    }
+
+    #[test]
+    fn a_signed_message_that_is_not_json_keeps_what_could_be_read() {
+        let s = Session::new(b"k");
+        let (_, mut frames) = s.request("execute_reply", json!({}), Some(&json!({"msg_id": "p"})));
+        frames[5] = Bytes::from_static(b"{\"status\": \"ok\", trunc");
+        frames[1] = Bytes::from(s.sign([&frames[2], &frames[3], &frames[4], &frames[5]]));
+        match s.decode(frames) {
+            Err(Rejected::Unreadable {
+                msg_type,
+                parent_msg_id,
+                detail,
+            }) => {
+                assert_eq!(msg_type.as_deref(), Some("execute_reply"));
+                assert_eq!(parent_msg_id.as_deref(), Some("p"));
+                assert!(detail.starts_with("content: "), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::*;
-use nbexec_kernel::{ExecuteOptions, KernelClient, KernelEvent, LaunchOptions, Message};
+use nbexec_kernel::{Channel, ExecuteOptions, KernelClient, KernelEvent, LaunchOptions, Message};
 
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -401,4 +401,61 @@ async fn connection_files_are_private_and_every_kernel_has_its_own_key() {
     assert_eq!(a.dropped_messages(), 1);
     finish(a).await;
     finish(b).await;
+}
+
+/// Makes the kernel send its next message of `msg_type` (whose content satisfies
+/// `when`) with a content frame that is not JSON: correctly signed, unreadable.
+fn sabotage_next(msg_type: &str, when: &str) -> String {
+    format!(
+        r#"
+_orig_send = _s.send
+def _bad_send(stream, msg_or_type, content=None, *a, **kw):
+    c = content if isinstance(content, dict) else {{}}
+    if msg_or_type == {msg_type:?} and ({when}):
+        _s.send = _orig_send
+        content = b'{{"status": "ok", trunc'
+    return _orig_send(stream, msg_or_type, content, *a, **kw)
+_s.send = _bad_send
+"#
+    )
+}
+
+#[tokio::test]
+async fn an_unreadable_execute_reply_is_delivered_so_the_request_can_end() {
+    let rt = tempfile::tempdir().expect("tempdir");
+    let mut k = hostile_kernel(&rt).await;
+    let code = sabotage_next("execute_reply", "True") + "print('sabotaged')\n";
+    let id = k
+        .execute(&code, ExecuteOptions::default())
+        .await
+        .expect("execute sent");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (mut unreadable, mut idle) = (None, false);
+    while unreadable.is_none() || !idle {
+        let ev = tokio::time::timeout_at(deadline, k.recv())
+            .await
+            .expect("the unreadable reply and the idle arrive: the client is not wedged");
+        match ev {
+            KernelEvent::Unreadable {
+                channel,
+                msg_type,
+                parent_msg_id,
+                detail,
+            } => unreadable = Some((channel, msg_type, parent_msg_id, detail)),
+            KernelEvent::ShellReply(m) => panic!("the reply was readable: {m:?}"),
+            KernelEvent::Iopub(m) if m.parent_msg_id.as_deref() == Some(id.as_str()) => {
+                idle |= m.msg_type == "status" && m.content["execution_state"] == "idle";
+            }
+            KernelEvent::Died { stderr_tail, .. } => panic!("kernel died: {stderr_tail}"),
+            _ => {}
+        }
+    }
+    let (channel, msg_type, parent, detail) = unreadable.expect("loop ends with it");
+    assert_eq!(channel, Channel::Shell);
+    assert_eq!(msg_type.as_deref(), Some("execute_reply"));
+    assert_eq!(parent.as_deref(), Some(id.as_str()));
+    assert!(detail.starts_with("content: "), "{detail}");
+    assert_eq!(k.dropped_messages(), 1);
+    still_works(&mut k).await;
+    finish(k).await;
 }

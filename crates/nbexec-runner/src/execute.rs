@@ -273,6 +273,9 @@ async fn run_cells<K: KernelSession>(
                         let msg = Msg { parent: &parent, msg_type: &msg_type, content: &content, date: date.as_deref() };
                         handle_iopub(nb, flight, &mut displays, widgets, events, &msg, &mut executed, total, config.max_output_bytes);
                     }
+                    SessionEvent::Unreadable { shell, parent, msg_type, detail } => {
+                        unreadable(nb, &mut flights, &by_msg, shell, parent.as_deref(), msg_type.as_deref(), &detail);
+                    }
                     SessionEvent::Reply { parent, msg_type, content, date } => {
                         if msg_type != "execute_reply" { continue }
                         let Some(parent) = parent else { continue };
@@ -316,6 +319,57 @@ async fn run_cells<K: KernelSession>(
             }
         }
     }
+}
+
+/// A message from the kernel that could not be read must not leave its cell
+/// waiting for ever: an unreadable reply fails the cell, an unreadable status
+/// after `busy` counts as its idle. The cell says what happened. Without a
+/// readable parent, a reply goes to the first request without one (the kernel
+/// replies in order) and anything else to the first cell not yet idle.
+fn unreadable(
+    nb: &mut Notebook,
+    flights: &mut VecDeque<InFlight>,
+    by_msg: &HashMap<String, usize>,
+    shell: bool,
+    parent: Option<&str>,
+    msg_type: Option<&str>,
+    detail: &str,
+) {
+    let flight = match parent {
+        // A readable parent that is not one of our cells: not our business.
+        Some(p) => by_msg
+            .get(p)
+            .and_then(|&index| flights.iter_mut().find(|f| f.cell == index)),
+        None if shell => flights.iter_mut().find(|f| !f.pass && f.reply.is_none()),
+        None => flights.iter_mut().find(|f| !f.pass && !f.idle),
+    };
+    let Some(flight) = flight else { return };
+    let outputs = nb.cells_mut()[flight.cell].outputs_mut();
+    let what = msg_type.unwrap_or("message");
+    if shell {
+        if !matches!(msg_type, None | Some("execute_reply")) || flight.reply.is_some() {
+            return;
+        }
+        let evalue = format!("the kernel's {what} for this cell could not be read ({detail})");
+        outputs.push(error_output("UnreadableReply", &evalue));
+        flight.reply = Some(serde_json::json!({
+            "status": "error", "ename": "UnreadableReply", "evalue": evalue, "traceback": [],
+        }));
+        return;
+    }
+    let mut text = format!(
+        "[nbexec] the kernel sent a {what} for this cell that could not be read ({detail})"
+    );
+    if matches!(msg_type, None | Some("status")) {
+        if flight.busy_at.is_some() || flight.reply.is_some() {
+            flight.idle = true;
+            text.push_str("; taken as the end of the cell");
+        } else {
+            flight.busy_at = Some(Instant::now());
+        }
+    }
+    text.push('\n');
+    outputs.push(serde_json::json!({"output_type": "stream", "name": "stderr", "text": text}));
 }
 
 /// Says, in the cell, how much output was dropped past the limit.

@@ -186,7 +186,8 @@ pub fn file_url(path: &Path) -> String {
 }
 
 /// The default state directory: `$NBEXEC_STATE_DIR`, else `$XDG_STATE_HOME/nbexec`,
-/// else `~/.local/state/nbexec`.
+/// else `~/.local/state/nbexec`, else (no HOME) `/tmp/nbexec-state-<uid>`. It must
+/// be owned by this user and writable by nobody else (see [`JobStore::open`]).
 pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("NBEXEC_STATE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
@@ -194,10 +195,15 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("nbexec");
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".local/state/nbexec")
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/nbexec"),
+        // Not `/tmp/.local/...`, shared by every user without a HOME.
+        None => {
+            // SAFETY: geteuid cannot fail and has no preconditions.
+            let uid = unsafe { libc::geteuid() };
+            std::env::temp_dir().join(format!("nbexec-state-{uid}"))
+        }
+    }
 }
 
 /// A new job id: `j` and 32 lowercase alphanumerics.
@@ -243,7 +249,9 @@ CREATE TABLE IF NOT EXISTS waiters (
 impl JobStore {
     /// Opens (creating if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<JobStore, JobError> {
-        create_private_dir(dir).map_err(|source| JobError::Dir {
+        // Owned by us and writable by nobody else, or whoever can could read
+        // and rewrite the jobs.
+        nbexec_kernel::ensure_private_dir(dir).map_err(|source| JobError::Dir {
             path: dir.to_owned(),
             source,
         })?;

@@ -299,7 +299,11 @@ impl RunError {
     /// The exit code of the spec (§3.2).
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Kernel(nbexec_kernel::KernelError::NotFound { .. }) => 2,
+            // An unusable kernelspec is bad input, like a missing one.
+            RunError::Kernel(
+                nbexec_kernel::KernelError::NotFound { .. }
+                | nbexec_kernel::KernelError::InvalidSpec { .. },
+            ) => 2,
             RunError::Kernel(nbexec_kernel::KernelError::StartTimeout { .. }) => 124,
             RunError::Kernel(_) => 1,
             RunError::Output { .. } => 2,

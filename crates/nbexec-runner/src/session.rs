@@ -25,6 +25,16 @@ pub enum SessionEvent {
         /// `header.date` as the kernel wrote it (ISO 8601), if it did.
         date: Option<String>,
     },
+    /// A message from the kernel that could not be read (not JSON even after
+    /// lossy decoding), with what could be read of its header: the runner must
+    /// not wait for ever for a reply or idle that arrived this way.
+    Unreadable {
+        /// It came on the shell channel (a reply) rather than IOPub.
+        shell: bool,
+        parent: Option<String>,
+        msg_type: Option<String>,
+        detail: String,
+    },
     /// The kernel is gone (crash, OOM, `os._exit`): a one-line description.
     Died { detail: String },
 }

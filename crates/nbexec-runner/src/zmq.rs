@@ -1,6 +1,6 @@
 //! [`KernelSession`] over the ZeroMQ driver of `nbexec-kernel`.
 
-use nbexec_kernel::{ExecuteOptions, Interrupter, KernelClient, KernelEvent};
+use nbexec_kernel::{Channel, ExecuteOptions, Interrupter, KernelClient, KernelEvent};
 
 use crate::session::{KernelSession, SessionEvent};
 
@@ -53,6 +53,19 @@ impl KernelSession for ZmqSession {
                         parent: m.parent_msg_id,
                         msg_type: m.msg_type,
                         content: m.content,
+                    };
+                }
+                KernelEvent::Unreadable {
+                    channel,
+                    msg_type,
+                    parent_msg_id,
+                    detail,
+                } => {
+                    return SessionEvent::Unreadable {
+                        shell: channel == Channel::Shell,
+                        parent: parent_msg_id,
+                        msg_type,
+                        detail,
                     };
                 }
                 KernelEvent::Died {

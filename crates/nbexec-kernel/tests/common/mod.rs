@@ -124,7 +124,7 @@ pub async fn collect_all(k: &mut KernelClient, ids: &[String], limit: Duration) 
                 }
             }
             KernelEvent::Died { stderr_tail, .. } => panic!("kernel died: {stderr_tail}"),
-            KernelEvent::StdinRequest(_) => {}
+            KernelEvent::StdinRequest(_) | KernelEvent::Unreadable { .. } => {}
         }
     }
     replies
