@@ -387,6 +387,9 @@ impl Run {
         let spec = match nbexec_runner::resolve_spec(&nb, &options) {
             Ok(spec) => spec,
             Err(e) => {
+                // The output notebook is written on this failure path too; the
+                // error line says what went wrong, so a failed save is not news.
+                let _ = nbexec_runner::save_without_kernel(nb, &options, e.to_string()).await;
                 let e = Error::Run(e);
                 self.record_job_failure(&e);
                 return Err(e);

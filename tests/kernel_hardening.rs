@@ -7,6 +7,8 @@ mod common;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use serde_json::json;
+
 use common::*;
 
 /// A cell that prints and raises with a file name that is not UTF-8 (Python keeps
@@ -299,9 +301,12 @@ fn an_invalid_kernelspec_is_an_input_error_like_an_unknown_kernel() {
         let err = stderr(&out);
         assert!(err.starts_with("error: ") && err.contains(name), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(
-            !output.exists(),
-            "{name}: no output for a run that never started"
+        // Written, marked as not run, as on every failure path.
+        let nb = read_nb(&output);
+        assert_eq!(
+            nb["metadata"]["nbexec"]["status"],
+            json!("kernel_unavailable"),
+            "{name}"
         );
     }
 }

@@ -649,7 +649,13 @@ fn an_unknown_kernel_is_a_usage_error_that_lists_the_kernels() {
         err.starts_with("error: ") && err.contains("no-such-kernel") && err.contains("python3"),
         "{err}"
     );
-    assert!(!output.exists(), "no output for a run that never started");
+    // The output notebook is written, marked as not run, as on every failure path.
+    let nb = read_nb(&output);
+    assert_eq!(
+        nb["metadata"]["nbexec"]["status"],
+        json!("kernel_unavailable")
+    );
+    assert!(nb["cells"][0]["execution_count"].is_null());
 }
 
 #[test]

@@ -891,6 +891,21 @@ async fn wait_cancel(cancel: &mut watch::Receiver<Option<CancelReason>>) -> Canc
     }
 }
 
+/// Saves the notebook of a run whose kernelspec is unknown or unusable, marked as
+/// not run (`kernel_unavailable`), as when a kernel cannot start: the output
+/// notebook is written on every failure path (papermill, too, writes it before it
+/// looks for the kernel).
+pub async fn save_without_kernel(
+    mut nb: Notebook,
+    opts: &RunOptions,
+    detail: String,
+) -> Result<RunResult, RunError> {
+    prepare(&mut nb, opts);
+    let kernel = choose_kernel_name(&nb, opts.kernel_name.as_deref());
+    let outcome = Outcome::KernelUnavailable { detail };
+    finish(nb, opts, &kernel, outcome, Utc::now(), None).await
+}
+
 /// Marks the end of the run in the notebook, saves it, then stops the kernel.
 async fn finish(
     mut nb: Notebook,
