@@ -148,6 +148,15 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Is `dir` a directory of ours that nobody else can write?
+fn is_private_dir(dir: &Path) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o022 == 0)
+}
+
 /// Creates the console log of a detached job, `<state dir>/logs/<id>.log`, private to
 /// its user (directory 0700, file 0600).
 pub fn create_log_file(state_dir: &Path, id: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
@@ -293,6 +302,12 @@ impl JobStore {
             Ok(store) => return Ok(store),
             Err(e) => e,
         };
+        // A directory that is not ours, or that others can write, is refused, not
+        // read: its registry could be forged (and `jobs cancel` signals the pids it
+        // names). Only a registry we merely cannot write is read.
+        if dir.exists() && !is_private_dir(dir) {
+            return Err(first);
+        }
         let path = dir.join(DB_NAME);
         if !path.exists() {
             if dir.is_dir() || !dir.exists() {
