@@ -3,11 +3,13 @@
 Usage: python reference_run.py nbclient|papermill INPUT OUTPUT CWD [--allow-errors] [--timeout S]
 
 nbclient runs with its defaults (timing recorded, widget state stored), the way its own
-test suite runs its notebooks; papermill runs through its command line. Exits 0 whatever
-the notebook did: the executed notebook is the result (papermill writes it on failure).
+test suite runs its notebooks; papermill runs through its command line, in this process
+(exec), so that a signal sent to this pid (a Ctrl-C) reaches papermill itself. The exit
+code is papermill's, or 0 for nbclient whatever the notebook did: the executed notebook
+is the result (papermill writes it on failure).
 """
 
-import subprocess
+import os
 import sys
 
 
@@ -24,8 +26,9 @@ def main():
     if tool == "papermill":
         cmd = [sys.executable, "-m", "papermill", src, dst, "-k", "python3", "--cwd", cwd]
         cmd += ["--execution-timeout", str(timeout)]
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, cmd)
     import nbformat
     from nbclient import NotebookClient
 

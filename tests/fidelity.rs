@@ -8,7 +8,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Map, Value, json};
@@ -19,11 +20,28 @@ enum Tool {
     Nbclient,
 }
 
+/// How a case is run, beyond "each tool runs the notebook to its end".
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Plain,
+    /// SIGINT to the runner (nbexec, the papermill process) once the kernel has
+    /// started the notebook's `sleep(60)` cell.
+    Interrupt,
+    /// The fixtures laid out as papermill's source tree (`papermill/tests/notebooks/`)
+    /// with the run's working directory there: the notebook `cd`s three levels up and
+    /// runs papermill on those paths.
+    SourceTree,
+    /// Run at the same time as the named notebook (each waits for the other), both
+    /// through nbexec, then both through the reference tool.
+    Parallel(&'static str),
+}
+
 struct Case {
     tool: Tool,
     file: &'static str,
     allow_errors: bool,
     timeout: Option<u32>,
+    mode: Mode,
     /// Why nbexec's result differs from the reference tool's, on purpose.
     known: Option<&'static str>,
 }
@@ -34,6 +52,7 @@ const fn pm(file: &'static str) -> Case {
         file,
         allow_errors: false,
         timeout: None,
+        mode: Mode::Plain,
         known: None,
     }
 }
@@ -44,15 +63,13 @@ const fn nc(file: &'static str) -> Case {
         file,
         allow_errors: false,
         timeout: None,
+        mode: Mode::Plain,
         known: None,
     }
 }
 
-/// Not run here:
-/// - papermill `notimplemented_translator.ipynb`: needs an R kernel (`ir`), absent here.
-/// - papermill `keyboard_interrupt.ipynb`: sleeps 60 s waiting for a Ctrl-C its test sends.
-/// - papermill `binder.ipynb`: runs papermill on paths of papermill's source tree.
-/// - nbclient `Parallel Execute A/B.ipynb`: each waits for the other, run at the same time.
+/// Not run here: papermill `notimplemented_translator.ipynb`, which needs an R kernel
+/// (`ir`), absent on the test machine.
 fn cases() -> Vec<Case> {
     let mut cases = vec![
         // papermill's notebooks, as its command line runs them.
@@ -75,6 +92,23 @@ fn cases() -> Vec<Case> {
         pm("test_autosave.ipynb"),
         pm("test_logging.ipynb"),
         pm("test_notebooknode_io.ipynb"),
+        // Papermill's own tests only prepare this one (it sleeps 60 s); here the run
+        // is interrupted as a Ctrl-C would, once the sleep has started.
+        Case {
+            mode: Mode::Interrupt,
+            // nbexec records the kernel's KeyboardInterrupt in the cell (checked in
+            // run_case), as papermill does when it sees it in time. Papermill leaves
+            // the cell `completed`, the notebook's exception null and its stale
+            // language_info, and exits 1 (click's "Aborted!").
+            known: Some(
+                "Ctrl-C: the cell is failed, with an ExecutionCancelled output and the banners; exit code 130",
+            ),
+            ..pm("keyboard_interrupt.ipynb")
+        },
+        Case {
+            mode: Mode::SourceTree,
+            ..pm("binder.ipynb")
+        },
         // nbclient's notebooks, with the options its test suite gives them.
         nc("Check History in Memory.ipynb"),
         nc("Clear Output.ipynb"),
@@ -97,6 +131,10 @@ fn cases() -> Vec<Case> {
         nc("JupyterWidgets.ipynb"),
         nc("Other Comms.ipynb"),
         nc("Output.ipynb"),
+        Case {
+            mode: Mode::Parallel("Parallel Execute B.ipynb"),
+            ..nc("Parallel Execute A.ipynb")
+        },
         nc("SVG.ipynb"),
         nc("Skip Exceptions with Cell Tags.ipynb"),
         Case {
@@ -127,64 +165,252 @@ fn upstream(tool: Tool) -> PathBuf {
     })
 }
 
-/// Runs one case both ways; returns (nbexec's notebook, the reference notebook).
-fn run_case(case: &Case, dir: &Path) -> (Value, Value) {
-    // Each run gets its own copy of the fixtures as working directory.
-    let work = dir.join("files");
+/// Every process of the harness is killed if it runs longer than this.
+const LIMIT: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Nbexec,
+    Reference,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Nbexec => "nbexec",
+            Side::Reference => "reference",
+        }
+    }
+}
+
+/// The command that runs `input` into `output` on `side`.
+fn command(case: &Case, side: Side, work: &Path, input: &Path, output: &Path) -> Command {
+    let mut cmd = match side {
+        Side::Nbexec => {
+            let mut cmd = nbexec();
+            cmd.args(["run", "-k", "python3", "--no-progress-bar", "--cwd"])
+                .arg(work)
+                .arg(input)
+                .arg(output);
+            if case.allow_errors {
+                cmd.arg("--allow-errors");
+            }
+            if let Some(t) = case.timeout {
+                cmd.args(["--execution-timeout", &t.to_string()]);
+            }
+            cmd
+        }
+        Side::Reference => {
+            let mut cmd = Command::new(venv().join("bin/python"));
+            cmd.env("VIRTUAL_ENV", venv())
+                .env_remove("JUPYTER_PATH")
+                .arg(root().join("scripts/reference_run.py"))
+                .arg(match case.tool {
+                    Tool::Papermill => "papermill",
+                    Tool::Nbclient => "nbclient",
+                })
+                .arg(input)
+                .arg(output)
+                .arg(work);
+            if case.allow_errors {
+                cmd.arg("--allow-errors");
+            }
+            if let Some(t) = case.timeout {
+                cmd.args(["--timeout", &t.to_string()]);
+            }
+            cmd
+        }
+    };
+    if case.mode == Mode::SourceTree {
+        // The notebook's `%%bash` cell runs `python -m papermill`: the project's
+        // Python, with papermill's progress bar (timings) off for both sides.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![venv().join("bin")];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("TQDM_DISABLE", "1");
+    }
+    cmd
+}
+
+/// Waits for `child` for at most `limit`; SIGKILLs it and returns `None` after that.
+fn wait_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An IPython start-up file, for the kernels of an Interrupt case: it creates
+/// `marker` when the kernel starts running a cell that sleeps (the fixture is
+/// left as it is, and the notebook's outputs are not touched).
+fn sleep_marker(ipython_dir: &Path, marker: &Path) {
+    let startup = ipython_dir.join("profile_default/startup");
+    std::fs::create_dir_all(&startup).unwrap();
+    let script = format!(
+        "def _fidelity_marker():\n    def mark(info):\n        if 'sleep(' in (info.raw_cell or ''):\n            open({marker:?}, 'w').close()\n    get_ipython().events.register('pre_run_cell', mark)\n\n_fidelity_marker()\ndel _fidelity_marker\n",
+        marker = marker.to_str().unwrap()
+    );
+    std::fs::write(startup.join("00-fidelity-marker.py"), script).unwrap();
+}
+
+/// Waits (bounded) until `marker` exists while `child` still runs, then sends it SIGINT.
+fn interrupt_when_marked(child: &mut Child, marker: &Path, log: &Path, file: &str) {
+    let deadline = Instant::now() + LIMIT;
+    while !marker.exists() {
+        let gone = child.try_wait().expect("try_wait");
+        if gone.is_some() || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{file}: the sleeping cell never started ({gone:?}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+}
+
+/// Runs one case both ways; returns, for each notebook of the case, its name,
+/// nbexec's executed notebook and the reference tool's.
+fn run_case(case: &Case, dir: &Path) -> Vec<(&'static str, Value, Value)> {
+    // Each case gets its own copy of the fixtures as working directory.
+    let work = match case.mode {
+        Mode::SourceTree => dir.join("files/papermill/tests/notebooks"),
+        _ => dir.join("files"),
+    };
     std::fs::create_dir_all(&work).unwrap();
     for entry in std::fs::read_dir(upstream(case.tool)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), work.join(entry.file_name())).unwrap();
     }
-    let input = work.join(case.file);
-    let ours = dir.join("nbexec.ipynb");
-    let theirs = dir.join("reference.ipynb");
-
-    let mut cmd = nbexec();
-    cmd.args(["run", "-k", "python3", "--no-progress-bar", "--cwd"])
-        .arg(&work)
-        .arg(&input)
-        .arg(&ours);
-    if case.allow_errors {
-        cmd.arg("--allow-errors");
+    let files: Vec<&'static str> = match case.mode {
+        Mode::Parallel(other) => vec![case.file, other],
+        _ => vec![case.file],
+    };
+    let output = |side: Side, file: &str| dir.join(format!("{}-{file}", side.name()));
+    for side in [Side::Nbexec, Side::Reference] {
+        let mut children = Vec::new();
+        for (n, file) in files.iter().enumerate() {
+            let mut cmd = command(case, side, &work, &work.join(file), &output(side, file));
+            let log = dir.join(format!("{}-{n}.log", side.name()));
+            match case.mode {
+                Mode::Parallel(_) => {
+                    // A directory of its own for each side: what one side's
+                    // notebooks wrote cannot stand in for the other's.
+                    let shared = dir.join(format!("parallel-{}", side.name()));
+                    std::fs::create_dir_all(&shared).unwrap();
+                    cmd.env("NBEXECUTE_TEST_PARALLEL_TMPDIR", shared);
+                }
+                Mode::Interrupt => {
+                    let ipython = dir.join(format!("ipython-{}", side.name()));
+                    sleep_marker(&ipython, &ipython.join("sleeping"));
+                    cmd.env("IPYTHONDIR", &ipython);
+                }
+                _ => {}
+            }
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawns");
+            children.push((child, log, *file));
+        }
+        if case.mode == Mode::Interrupt {
+            let (child, log, file) = &mut children[0];
+            let marker = dir.join(format!("ipython-{}/sleeping", side.name()));
+            interrupt_when_marked(child, &marker, log, file);
+        }
+        for (mut child, log, file) in children {
+            let status = wait_within(&mut child, LIMIT);
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            let status = status.unwrap_or_else(|| {
+                panic!("{file}: {} ran past {LIMIT:?}: {log_text}", side.name())
+            });
+            if case.mode == Mode::Interrupt && side == Side::Nbexec {
+                assert_eq!(status.code(), Some(130), "{file}: {log_text}");
+            }
+            assert!(
+                output(side, file).exists(),
+                "{file}: {} wrote no notebook ({status}): {log_text}",
+                side.name()
+            );
+        }
+        if case.mode == Mode::SourceTree {
+            // The notebook's own papermill run wrote its output on this side too.
+            let inner = work.join("simple_output.ipynb");
+            let executed = read_nb(&inner);
+            assert_eq!(
+                executed["metadata"]["papermill"]["parameters"],
+                json!({"msg": "Hello"}),
+                "{}: {}",
+                case.file,
+                side.name()
+            );
+            std::fs::remove_file(inner).unwrap();
+        }
     }
-    if let Some(t) = case.timeout {
-        cmd.args(["--execution-timeout", &t.to_string()]);
-    }
-    let out = cmd.output().expect("nbexec runs");
-    assert!(
-        ours.exists(),
-        "{}: nbexec wrote no notebook: {}",
-        case.file,
-        stderr(&out)
-    );
-
-    let python = venv().join("bin/python");
-    let mut cmd = Command::new(&python);
-    cmd.env("VIRTUAL_ENV", venv())
-        .env_remove("JUPYTER_PATH")
-        .arg(root().join("scripts/reference_run.py"))
-        .arg(match case.tool {
-            Tool::Papermill => "papermill",
-            Tool::Nbclient => "nbclient",
+    let results: Vec<_> = files
+        .into_iter()
+        .map(|file| {
+            (
+                file,
+                read_nb(&output(Side::Nbexec, file)),
+                read_nb(&output(Side::Reference, file)),
+            )
         })
-        .arg(&input)
-        .arg(&theirs)
-        .arg(&work);
-    if case.allow_errors {
-        cmd.arg("--allow-errors");
+        .collect();
+    if case.mode == Mode::Interrupt {
+        // nbexec records the kernel's KeyboardInterrupt at the sleep, then why the
+        // run stopped. Papermill (nbclient's SIGINT handler shuts the kernel down
+        // under the running cell) records the same KeyboardInterrupt or, when the
+        // channels close before it arrives, nothing: a race of its own.
+        let (_, ours, theirs) = &results[0];
+        let sleeping = |nb: &Value| merged_streams(&cell_with(nb, "sleep(60)")["outputs"]);
+        let (a, b) = (sleeping(ours), sleeping(theirs));
+        assert_eq!(a.as_array().unwrap().len(), 2, "{a}");
+        assert_eq!(a[0]["ename"], "KeyboardInterrupt", "{a}");
+        assert!(a[0]["traceback"].to_string().contains("sleep(60)"), "{a}");
+        assert_eq!(a[1]["ename"], "ExecutionCancelled", "{a}");
+        assert!(
+            b == json!([]) || b == json!([a[0]]),
+            "{}: papermill recorded {b}",
+            case.file
+        );
+        let failed = cell_with(ours, "sleep(60)");
+        assert_eq!(status(failed), "failed", "{failed}");
+        assert_kernel_gone(ours);
     }
-    if let Some(t) = case.timeout {
-        cmd.args(["--timeout", &t.to_string()]);
+    if let Mode::Parallel(_) = case.mode {
+        // Agreeing is not enough: run one after the other, both sides would fail
+        // alike. Each notebook saw the other one's file.
+        for (file, ours, theirs) in &results {
+            for nb in [ours, theirs] {
+                let errors: Vec<&Value> = nb["cells"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|c| c["outputs"].as_array().into_iter().flatten())
+                    .filter(|o| o["output_type"] == "error")
+                    .collect();
+                assert!(errors.is_empty(), "{file}: {errors:?}");
+            }
+        }
     }
-    let out = cmd.output().expect("the reference tool runs");
-    assert!(
-        theirs.exists(),
-        "{}: the reference tool wrote no notebook: {}",
-        case.file,
-        stderr(&out)
-    );
-    (read_nb(&ours), read_nb(&theirs))
+    results
 }
 
 fn joined(v: &Value) -> Value {
@@ -511,7 +737,8 @@ fn upstream_notebooks_execute_as_papermill_and_nbclient_do() {
         .collect();
     let base = tempfile::tempdir().unwrap();
     // Two at a time: each case starts two kernels, one after the other.
-    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+    // Each result is one notebook: a Parallel case gives two.
+    let results: Vec<(usize, &str, Vec<String>)> = std::thread::scope(|s| {
         let chunks: Vec<Vec<(usize, &Case)>> = (0..2)
             .map(|w| cases.iter().enumerate().skip(w).step_by(2).collect())
             .collect();
@@ -522,11 +749,15 @@ fn upstream_notebooks_execute_as_papermill_and_nbclient_do() {
                 s.spawn(move || {
                     chunk
                         .into_iter()
-                        .map(|(i, case)| {
+                        .flat_map(|(i, case)| {
                             let dir = base.join(format!("case{i}"));
                             std::fs::create_dir_all(&dir).unwrap();
-                            let (ours, theirs) = run_case(case, &dir);
-                            (i, differences(case.tool, &ours, &theirs))
+                            run_case(case, &dir)
+                                .into_iter()
+                                .map(|(file, ours, theirs)| {
+                                    (i, file, differences(case.tool, &ours, &theirs))
+                                })
+                                .collect::<Vec<_>>()
                         })
                         .collect::<Vec<_>>()
                 })
@@ -540,25 +771,22 @@ fn upstream_notebooks_execute_as_papermill_and_nbclient_do() {
     let mut report = String::new();
     let mut agree = 0;
     let mut unexpected = Vec::new();
-    for (i, diffs) in &results {
+    for (i, file, diffs) in &results {
         let case = &cases[*i];
         if diffs.is_empty() {
             agree += 1;
             if case.known.is_some() {
-                unexpected.push(format!(
-                    "{}: agrees now; remove its known difference",
-                    case.file
-                ));
+                unexpected.push(format!("{file}: agrees now; remove its known difference"));
             }
         } else {
-            report.push_str(&format!("--- {} ---\n{}\n", case.file, diffs.join("\n")));
+            report.push_str(&format!("--- {file} ---\n{}\n", diffs.join("\n")));
             if case.known.is_none() {
-                unexpected.push(case.file.to_owned());
+                unexpected.push((*file).to_owned());
             }
         }
     }
     eprintln!("{report}");
-    eprintln!("fidelity: {agree} of {} cases agree", results.len());
+    eprintln!("fidelity: {agree} of {} notebooks agree", results.len());
     assert!(
         unexpected.is_empty(),
         "cases that differ from their reference tool: {unexpected:?}"
