@@ -404,37 +404,7 @@ impl Run {
         tokio::task::yield_now().await;
         nbexec_runner::trace("kernel launching");
         let abort = AbortOnDrop(kernel.abort_handle());
-        let (tx, rx) = watch::channel(None::<CancelReason>);
-        let mut tasks = Vec::new();
-        if self.cancel_on_signals {
-            tasks.extend(crate::signals::forward_signals(tx.clone()));
-        }
-        // An unusable registry (corrupt, read-only) does not stop a run: it is said
-        // once, and the run goes unrecorded.
-        let store = match &self.job {
-            Some(job) => {
-                match crate::jobs::start(job, &self.input, recorded.parameters, &options) {
-                    Ok(store) => Some(store),
-                    Err(e) => {
-                        warn(&format!(
-                            "{e}; this run is not recorded (--no-record says so quietly)"
-                        ));
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        if let (Some(store), Some(job)) = (&store, &self.job) {
-            options
-                .extra_metadata
-                .insert("job_id".into(), Value::from(job.id.clone()));
-            tasks.push(crate::jobs::watch_cancel(
-                store.path().to_owned(),
-                job.id.clone(),
-                tx.clone(),
-            ));
-        }
+        let (rx, tasks, store) = self.watch_and_record(recorded.parameters, &mut options, &warn);
         nbexec_runner::trace("job recorded");
         let start = async move {
             let _abort = abort; // a run cancelled while the kernel starts stops the start too
@@ -479,23 +449,47 @@ impl Run {
                 n.push(note.to_owned());
             }
         });
+        let (rx, tasks, store) = self.watch_and_record(recorded.parameters, &mut options, warn);
+        let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
+        for task in tasks {
+            task.abort();
+        }
+        if let (Some(store), Some(job)) = (&store, &self.job) {
+            let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
+            crate::jobs::finish_with_notes(store, &job.id, &result, &options.redact, &notes);
+        }
+        Ok(result?)
+    }
+
+    /// Starts forwarding signals (when asked) and records the job, watching the
+    /// registry for its cancellation. An unusable registry (corrupt, read-only) does
+    /// not stop a run: it is said once, and the run goes unrecorded. Returns the
+    /// cancellation channel, the tasks to stop when the run ends, and the registry.
+    fn watch_and_record(
+        &self,
+        parameters: Value,
+        options: &mut RunOptions,
+        warn: &dyn Fn(&str),
+    ) -> (
+        watch::Receiver<Option<CancelReason>>,
+        Vec<tokio::task::JoinHandle<()>>,
+        Option<nbexec_runner::jobs::JobStore>,
+    ) {
         let (tx, rx) = watch::channel(None::<CancelReason>);
         let mut tasks = Vec::new();
         if self.cancel_on_signals {
             tasks.extend(crate::signals::forward_signals(tx.clone()));
         }
         let store = match &self.job {
-            Some(job) => {
-                match crate::jobs::start(job, &self.input, recorded.parameters, &options) {
-                    Ok(store) => Some(store),
-                    Err(e) => {
-                        warn(&format!(
-                            "{e}; this run is not recorded (--no-record says so quietly)"
-                        ));
-                        None
-                    }
+            Some(job) => match crate::jobs::start(job, &self.input, parameters, options) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    warn(&format!(
+                        "{e}; this run is not recorded (--no-record says so quietly)"
+                    ));
+                    None
                 }
-            }
+            },
             None => None,
         };
         if let (Some(store), Some(job)) = (&store, &self.job) {
@@ -508,15 +502,7 @@ impl Run {
                 tx.clone(),
             ));
         }
-        let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
-        for task in tasks {
-            task.abort();
-        }
-        if let (Some(store), Some(job)) = (&store, &self.job) {
-            let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
-            crate::jobs::finish_with_notes(store, &job.id, &result, &options.redact, &notes);
-        }
-        Ok(result?)
+        (rx, tasks, store)
     }
 
     fn record_job_failure(&self, e: &Error) {
