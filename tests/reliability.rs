@@ -734,6 +734,14 @@ fn nbexec_killed_at_random_moments_leaves_no_partial_file_and_no_kernel() {
             .filter(|p| p != &output)
             .collect()
     };
+    // The final save's temporary file only: the writability probe made at start-up
+    // (`.nbexec-probe.*`) is not a save, and taking it for one put the calibrated
+    // save window at the very start of the run.
+    let saving_now = || {
+        temp_files()
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".nbexec-tmp"))
+    };
 
     // Calibrate: how long a whole run takes, and when its final save starts. Twice,
     // keeping the faster: the first run on a cold machine is much slower.
@@ -745,7 +753,7 @@ fn nbexec_killed_at_random_moments_leaves_no_partial_file_and_no_kernel() {
         let mut save_started = None;
         let mut saved = None;
         while child.try_wait().unwrap().is_none() {
-            if save_started.is_none() && !temp_files().is_empty() {
+            if save_started.is_none() && saving_now() {
                 save_started = Some(began.elapsed());
             }
             if saved.is_none() && output.exists() {
@@ -799,7 +807,7 @@ fn nbexec_killed_at_random_moments_leaves_no_partial_file_and_no_kernel() {
         if in_save {
             // Wait for the final save's temporary file, then kill somewhere inside
             // (or just after) the save.
-            while temp_files().is_empty() && t0.elapsed() < Duration::from_secs(60) {
+            while !saving_now() && t0.elapsed() < Duration::from_secs(60) {
                 if child.try_wait().unwrap().is_some() {
                     break;
                 }
@@ -815,7 +823,7 @@ fn nbexec_killed_at_random_moments_leaves_no_partial_file_and_no_kernel() {
         // No /proc scan here (it takes tens of ms, longer than a save): the watcher
         // thread has seen the kernel, and the environment scan below finds any
         // kernel started since.
-        let saving = !temp_files().is_empty();
+        let saving = saving_now();
         let already_done = child.try_wait().unwrap().is_some();
         send_signal(pid, SIGKILL);
         let _ = child.wait();
