@@ -381,6 +381,8 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
+            // A cancel sent before the child's handlers exist waits for them.
+            crate::signals::block_for_exec();
             Ok(())
         });
     }

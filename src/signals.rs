@@ -38,13 +38,37 @@ fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) {
 }
 
 /// Catches SIGINT, SIGTERM and SIGUSR1 into a flag from now on. Call it before
-/// anything else in `main`.
+/// anything else in `main`. The signals are then unblocked: a `--detach` parent
+/// starts its child with them blocked (see [`block_for_exec`]), so one sent before
+/// this point waited, pending, and is caught now.
 pub fn install_early() {
     for sig in CAUGHT {
         set_handler(
             sig,
             remember as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
+    }
+    set_mask(libc::SIG_UNBLOCK);
+}
+
+/// Blocks SIGINT, SIGTERM and SIGUSR1 in a child about to `exec` nbexec again (the
+/// mask survives `exec`): a cancel in the child's first instant, before its
+/// handlers exist, then waits instead of killing it by default action.
+/// Async-signal-safe, for `pre_exec`.
+pub fn block_for_exec() {
+    set_mask(libc::SIG_BLOCK);
+}
+
+fn set_mask(how: libc::c_int) {
+    // SAFETY: sigemptyset/sigaddset/pthread_sigmask on a local set, with valid
+    // signal numbers; all three are async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in CAUGHT {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
 

@@ -298,6 +298,9 @@ fn cancelling_jobs_as_they_are_submitted_never_kills_a_detaching_nbexec() {
     let mut statuses = Vec::new();
     for id in &ids {
         let job = wait_job_finished(&state, id, Duration::from_secs(90));
+        if job["status"] == "FAILED" {
+            eprintln!("failed job: {job}");
+        }
         statuses.push(job["status"].as_str().unwrap().to_owned());
         if job["status"] == "CANCELLED" {
             assert_eq!(job["results"]["exitCode"], json!(130), "{job}");
