@@ -66,11 +66,11 @@ pub struct Prepared {
 ///
 /// This example runs for real in the test suite (on the project's own kernel):
 ///
-/// ```
+/// ```no_run
 /// use std::time::Duration;
 /// use serde_json::json;
 ///
-/// let result = nbexec::Run::new("fixtures/example.ipynb")
+/// let result = nbexec_orchestrate::Run::new("example.ipynb")
 ///     .parameter("city", json!("Redlands"))
 ///     .parameter("min_area", json!(2.5))
 ///     .execution_timeout(Some(Duration::from_secs(120)))
@@ -80,7 +80,7 @@ pub struct Prepared {
 /// let injected = &result.notebook.cells()[2];
 /// assert!(injected.has_tag("injected-parameters"));
 /// assert!(injected.source().contains("city = \"Redlands\""));
-/// # Ok::<(), nbexec::Error>(())
+/// # Ok::<(), nbexec_orchestrate::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Run {
