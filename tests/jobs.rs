@@ -12,33 +12,6 @@ fn state() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn jobs(state: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = nbexec()
-        .arg("jobs")
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn list(state: &Path) -> Vec<Value> {
-    let (code, text) = jobs(state, &["-f", "json", "--all"]);
-    assert_eq!(code, Some(0));
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["asyncNotebookJobs"].as_array().unwrap().clone()
-}
-
-fn show(state: &Path, id: &str) -> Value {
-    let (code, text) = jobs(state, &["show", id, "-f", "json"]);
-    assert_eq!(code, Some(0), "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Runs `nbexec run` (not detached) and returns (exit code, job id from the output).
 fn run_job(
     state: &Path,
@@ -112,7 +85,7 @@ fn assert_job_id(id: &str) {
 fn wait_status(state: &Path, id: &str, want: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let job = show(state, id);
+        let job = job_show(state, id);
         if job["status"] == want {
             return job;
         }
@@ -131,7 +104,7 @@ fn listing_matches_the_arcgis_shape_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (code, id, _) = run_job(state.path(), dir.path(), vec![code("1", &[])], &[]);
     assert_eq!(code, Some(0));
-    let (_, text) = jobs(state.path(), &["-f", "json"]);
+    let (_, text) = jobs_cmd(state.path(), &["-f", "json"]);
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         v.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -159,11 +132,11 @@ fn listing_matches_the_arcgis_shape_exactly() {
     );
     assert_eq!(job["status"], json!("COMPLETED"));
     // pjson is the same document, pretty.
-    let (_, pretty) = jobs(state.path(), &["-f", "pjson"]);
+    let (_, pretty) = jobs_cmd(state.path(), &["-f", "pjson"]);
     assert!(pretty.contains("\n  \"asyncNotebookJobs\""));
     assert_eq!(serde_json::from_str::<Value>(&pretty).unwrap(), v);
     // Without -f: a table for people.
-    let (_, table) = jobs(state.path(), &[]);
+    let (_, table) = jobs_cmd(state.path(), &[]);
     assert!(
         table.starts_with("JOB") && table.contains(&id) && table.contains("COMPLETED"),
         "{table}"
@@ -193,7 +166,7 @@ fn finished_runs_record_their_status_inputs_and_results() {
         let dir = tempfile::tempdir().unwrap();
         let (code, id, output) = run_job(state.path(), dir.path(), cells, &extra);
         assert_eq!(code, want_code);
-        let job = show(state.path(), &id);
+        let job = job_show(state.path(), &id);
         assert_eq!(job["status"], json!(want_status), "{job}");
         assert!(
             job["inputs"]["itemId"]
@@ -222,7 +195,7 @@ fn finished_runs_record_their_status_inputs_and_results() {
             assert_eq!(job["results"]["failedCell"]["ename"], json!("ValueError"));
         }
     }
-    assert_eq!(list(state.path()).len(), 3);
+    assert_eq!(job_list(state.path()).len(), 3);
 }
 
 #[test]
@@ -235,7 +208,7 @@ fn a_detached_run_goes_submitted_to_completed_and_wait_returns_its_exit_code() {
         "ok",
         vec![code("import time\ntime.sleep(1)\nprint('done')", &[])],
     );
-    let status = show(state.path(), &id)["status"]
+    let status = job_show(state.path(), &id)["status"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -249,7 +222,7 @@ fn a_detached_run_goes_submitted_to_completed_and_wait_returns_its_exit_code() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let job = show(state.path(), &id);
+    let job = job_show(state.path(), &id);
     assert_eq!(job["status"], json!("COMPLETED"));
     assert!(job["endTime"].as_i64().unwrap() >= job["startTime"].as_i64().unwrap());
     assert_eq!(
@@ -290,7 +263,7 @@ fn cancel_from_another_process_stops_the_run_saves_it_and_leaves_no_kernel() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, text) = jobs(state.path(), &["cancel", &id]);
+    let (code, text) = jobs_cmd(state.path(), &["cancel", &id]);
     assert_eq!(code, Some(0));
     assert_eq!(
         serde_json::from_str::<Value>(&text).unwrap(),
@@ -317,7 +290,7 @@ fn cancelling_a_finished_job_gives_the_arcgis_error_object() {
     let state = state();
     let dir = tempfile::tempdir().unwrap();
     let (_, id, _) = run_job(state.path(), dir.path(), vec![code("1", &[])], &[]);
-    let (code, text) = jobs(state.path(), &["cancel", &id]);
+    let (code, text) = jobs_cmd(state.path(), &["cancel", &id]);
     assert_eq!(code, Some(1));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
@@ -355,7 +328,7 @@ fn twenty_detached_jobs_at_once_are_all_recorded_with_the_right_status() {
             assert_eq!(stream_text(&nb["cells"][0], "stdout"), format!("{i}\n"));
         }
     }
-    let all = list(state.path());
+    let all = job_list(state.path());
     assert_eq!(all.len(), 20);
     let completed = all.iter().filter(|j| j["status"] == "COMPLETED").count();
     let failed = all.iter().filter(|j| j["status"] == "FAILED").count();
@@ -368,45 +341,7 @@ fn twenty_detached_jobs_at_once_are_all_recorded_with_the_right_status() {
 
 /// The pid of the detached `nbexec run` serving a job.
 fn runner_pid(id: &str) -> Option<i32> {
-    for entry in std::fs::read_dir("/proc").ok()? {
-        let entry = entry.ok()?;
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.contains(&id.as_bytes()) && args.contains(&b"--job-id".as_slice()) {
-            return Some(pid);
-        }
-    }
-    None
-}
-
-/// Kernel processes (ipykernel) whose connection file names this run.
-fn kernel_pids_of_parent(parent: i32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_owned()) else {
-            continue;
-        };
-        let ppid: i32 = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if ppid == parent {
-            pids.push(pid);
-        }
-    }
-    pids
+    pids_with_args(&["--job-id", id]).first().copied()
 }
 
 #[test]
@@ -424,7 +359,7 @@ fn kill_9_of_a_detached_run_leaves_a_failed_job_and_no_kernel() {
     // Wait for its kernel to be up, then kill nbexec outright.
     let deadline = Instant::now() + Duration::from_secs(20);
     let kernels = loop {
-        let k = kernel_pids_of_parent(pid);
+        let k = children_of(pid);
         if !k.is_empty() {
             break k;
         }
@@ -438,11 +373,11 @@ fn kill_9_of_a_detached_run_leaves_a_failed_job_and_no_kernel() {
         .unwrap();
     assert!(status.success());
     assert_pid_gone(pid);
-    let all = list(state.path());
+    let all = job_list(state.path());
     let job = all.iter().find(|j| j["jobId"] == id.as_str()).unwrap();
     assert_eq!(job["status"], json!("FAILED"), "{job}");
     assert!(
-        show(state.path(), &id)["messages"]
+        job_show(state.path(), &id)["messages"]
             .as_array()
             .unwrap()
             .iter()
@@ -459,17 +394,17 @@ fn prune_removes_finished_jobs_older_than_the_retention() {
     let state = state();
     let dir = tempfile::tempdir().unwrap();
     run_job(state.path(), dir.path(), vec![code("1", &[])], &[]);
-    let (code, _) = jobs(state.path(), &["prune", "--older-than", "1h"]);
+    let (code, _) = jobs_cmd(state.path(), &["prune", "--older-than", "1h"]);
     assert_eq!(code, Some(0));
-    assert_eq!(list(state.path()).len(), 1, "a fresh job is kept");
+    assert_eq!(job_list(state.path()).len(), 1, "a fresh job is kept");
     std::thread::sleep(Duration::from_millis(50));
-    let (code, text) = jobs(state.path(), &["prune", "--older-than", "0s", "-f", "json"]);
+    let (code, text) = jobs_cmd(state.path(), &["prune", "--older-than", "0s", "-f", "json"]);
     assert_eq!(code, Some(0));
     assert_eq!(
         serde_json::from_str::<Value>(&text).unwrap()["pruned"],
         json!(1)
     );
-    assert!(list(state.path()).is_empty());
+    assert!(job_list(state.path()).is_empty());
 }
 
 /// Records jobs straight in the registry (as a run would), for tests that need many.
@@ -513,9 +448,9 @@ fn a_job_whose_owner_cannot_be_proven_is_settled_and_its_pid_never_signalled() {
     set_owner_raw(state.path(), &ids[0], pid, None);
     set_owner_raw(state.path(), &ids[1], pid, Some("1"));
     for id in &ids {
-        let (code, text) = jobs(state.path(), &["cancel", id]);
+        let (code, text) = jobs_cmd(state.path(), &["cancel", id]);
         assert_eq!(code, Some(1), "{text}");
-        let job = show(state.path(), id);
+        let job = job_show(state.path(), id);
         assert_eq!(job["status"], json!("FAILED"), "{job}");
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -596,15 +531,15 @@ fn jobs_lists_a_registry_it_cannot_write() {
     let state = state();
     let ids = seed_jobs(state.path(), 1);
     let _ro = ReadOnlyDir::new(state.path());
-    let (code, text) = jobs(state.path(), &["-f", "json"]);
+    let (code, text) = jobs_cmd(state.path(), &["-f", "json"]);
     assert_eq!(code, Some(0), "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["asyncNotebookJobs"][0]["jobId"], json!(ids[0]));
-    let (code, _) = jobs(state.path(), &["show", &ids[0]]);
+    let (code, _) = jobs_cmd(state.path(), &["show", &ids[0]]);
     assert_eq!(code, Some(0));
     // A state dir that cannot even be created: no jobs, not an error.
     let nowhere = state.path().join("sub/dir");
-    let (code, text) = jobs(&nowhere, &[]);
+    let (code, text) = jobs_cmd(&nowhere, &[]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(text.trim(), "no jobs");
 }
@@ -635,7 +570,7 @@ fn control_characters_in_names_are_escaped_and_job_urls_percent_encoded() {
     let id = response["jobId"].as_str().unwrap();
     wait_status(state.path(), id, "COMPLETED", Duration::from_secs(60));
     for args in [vec![], vec!["show", id]] {
-        let (code, text) = jobs(state.path(), &args);
+        let (code, text) = jobs_cmd(state.path(), &args);
         assert_eq!(code, Some(0));
         assert!(
             !text.contains('\x1b'),
@@ -671,7 +606,7 @@ fn a_waited_job_is_not_pruned_under_its_waiter() {
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                let _ = jobs(&state, &["prune", "--older-than", "0s"]);
+                let _ = jobs_cmd(&state, &["prune", "--older-than", "0s"]);
             }
         })
     };
@@ -686,25 +621,25 @@ fn a_waited_job_is_not_pruned_under_its_waiter() {
     );
     assert!(stdout(&out).contains("COMPLETED"), "{}", stdout(&out));
     // Once the waiter is gone, the job can be pruned.
-    let (code, _) = jobs(state.path(), &["prune", "--older-than", "0s"]);
+    let (code, _) = jobs_cmd(state.path(), &["prune", "--older-than", "0s"]);
     assert_eq!(code, Some(0));
-    assert!(list(state.path()).is_empty());
+    assert!(job_list(state.path()).is_empty());
 }
 
 #[test]
 fn the_list_says_when_it_is_cut() {
     let state = state();
     seed_jobs(state.path(), 53);
-    let (code, text) = jobs(state.path(), &[]);
+    let (code, text) = jobs_cmd(state.path(), &[]);
     assert_eq!(code, Some(0));
     assert!(
         text.contains("showing 50 of 53 jobs; --all for all"),
         "{text}"
     );
-    let (_, text) = jobs(state.path(), &["-f", "text", "--all"]);
+    let (_, text) = jobs_cmd(state.path(), &["-f", "text", "--all"]);
     assert!(!text.contains("showing"), "{text}");
     assert_eq!(text.lines().count(), 54, "{text}");
-    let (_, text) = jobs(state.path(), &["-f", "json"]);
+    let (_, text) = jobs_cmd(state.path(), &["-f", "json"]);
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["asyncNotebookJobs"].as_array().unwrap().len(), 50);
 }
@@ -723,9 +658,9 @@ fn job_ids_may_be_given_by_a_unique_prefix() {
         id[..=common].to_owned()
     };
     for id in &ids {
-        let job = show(state.path(), &prefix(id));
+        let job = job_show(state.path(), &prefix(id));
         assert_eq!(job["jobId"], json!(id));
-        let (code, text) = jobs(state.path(), &["wait", &prefix(id)]);
+        let (code, text) = jobs_cmd(state.path(), &["wait", &prefix(id)]);
         assert_eq!(code, Some(0), "{text}");
     }
     let out = nbexec()
@@ -760,7 +695,7 @@ fn cancel_tells_an_unknown_job_from_a_finished_one() {
         json!({"status": "error", "messages": ["No such job :[jnosuchjob]"], "code": 404})
     );
     assert!(stderr(&out).contains("no such job"), "{}", stderr(&out));
-    let (code, text) = jobs(state.path(), &["cancel", &ids[0]]);
+    let (code, text) = jobs_cmd(state.path(), &["cancel", &ids[0]]);
     assert_eq!(code, Some(1));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["code"], json!(500));
@@ -810,7 +745,7 @@ fn show_gives_absolute_paths_parameters_and_the_log_and_wait_the_reason() {
     assert_eq!(wait.status.code(), Some(1));
     let err = stderr(&wait);
     assert!(err.contains("ValueError: bad x"), "{err}");
-    let (code, text) = jobs(state.path(), &["show", &id]);
+    let (code, text) = jobs_cmd(state.path(), &["show", &id]);
     assert_eq!(code, Some(0));
     let canon = dir.path().canonicalize().unwrap();
     let abs = |name: &str| {
@@ -863,7 +798,7 @@ fn update_portal_item_is_told_by_the_file_not_its_spelling() {
             .as_str()
             .unwrap()
             .to_owned();
-        let job = show(state.path(), &id);
+        let job = job_show(state.path(), &id);
         assert_eq!(
             job["inputs"]["updatePortalItem"],
             json!(want),

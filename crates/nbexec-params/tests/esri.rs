@@ -693,7 +693,8 @@ fn thousands_of_nested_rings_are_an_error_not_a_hang() {
     assert_eq!(err.feature, Some(0));
     assert!(err.problem.contains("too many overlapping rings"), "{err}");
     assert!(
-        err.problem.contains("(10000 rings, 40000 positions; the limit is 200000000 steps"),
+        err.problem
+            .contains("(10000 rings, 40000 positions; the limit is 200000000 steps"),
         "{err}"
     );
     // A few hundred nested rings are still sorted out (alternately outer and hole).
