@@ -554,8 +554,9 @@ fn router(state: AppState) -> Router {
     app.route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::map_response(shape_layer_errors))
         .layer(RequestBodyLimitLayer::new(api::BODY_LIMIT))
+        // Outside the limits, so their plain-text answers get the error shape.
+        .layer(axum::middleware::map_response(shape_layer_errors))
         .layer(SetSensitiveRequestHeadersLayer::from_shared(sensitive))
 }
 
