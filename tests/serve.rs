@@ -294,3 +294,208 @@ fn bad_requests_get_the_error_shape_and_nothing_runs() {
         item_record(&srv.state, &item)["created"]
     );
 }
+
+#[test]
+fn cancel_running_queued_finished_and_unknown_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let running = srv.execute(&item, &json!({"secs": 60, "x": "long"}), &[]);
+    srv.wait_job(&running, Some("EXECUTING"), Duration::from_secs(60));
+    let queued = srv.execute(&item, &json!({"x": "queued"}), &[]);
+    assert_eq!(srv.job(&queued)["status"], "SUBMITTED");
+
+    // Queued: CANCELLED at once, and it never runs.
+    let a = srv.post_form(
+        &format!("/notebooks/jobs/{queued}/cancel"),
+        &[("f", "json")],
+    );
+    assert_eq!(a.json(), json!({"status": "success"}), "{}", a.body);
+    let q = srv.job(&queued);
+    assert_eq!(q["status"], "CANCELLED", "{q}");
+    // Running: interrupted, CANCELLED, its notebook saved.
+    let a = srv.post_form(
+        &format!("/notebooks/jobs/{running}/cancel"),
+        &[("f", "json")],
+    );
+    assert_eq!(a.json(), json!({"status": "success"}), "{}", a.body);
+    let r = srv.wait_job(&running, None, Duration::from_secs(60));
+    assert_eq!(r["status"], "CANCELLED", "{r}");
+    let out = srv.get(&format!("/notebooks/jobs/{running}/output.ipynb"));
+    assert_eq!(out.status, 200);
+    let nb: Value = serde_json::from_str(&out.body).unwrap();
+    assert!(source(&nb["cells"][1]).contains("x = \"long\""), "{nb}");
+    assert!(
+        r["messages"].to_string().to_lowercase().contains("cancel"),
+        "{r}"
+    );
+    // The item was not updated by a cancelled run.
+    assert_eq!(
+        item_record(&srv.state, &item)["revision"],
+        item_record(&srv.state, &item)["created"]
+    );
+    // The queued job still has not run (the worker was free for a while now).
+    std::thread::sleep(Duration::from_millis(500));
+    let q = srv.job(&queued);
+    assert_eq!(q["status"], "CANCELLED", "{q}");
+    assert!(
+        !srv.state
+            .join("serve")
+            .join(&queued)
+            .join("output.ipynb")
+            .exists()
+    );
+    assert!(
+        q["messages"].to_string().contains("before it started"),
+        "{q}"
+    );
+    // Finished: the ArcGIS operation error.
+    let a = srv.post_form(
+        &format!("/notebooks/jobs/{running}/cancel"),
+        &[("f", "json")],
+    );
+    assert_eq!(
+        a.json(),
+        json!({"status": "error", "messages": [format!("Unable to cancel job :[{running}]")], "code": 500})
+    );
+    // Unknown: 404 in the error shape.
+    assert_error_shape(
+        &srv.post_form("/notebooks/jobs/jdoesnotexist/cancel", &[("f", "json")]),
+        404,
+        404,
+    );
+}
+
+#[test]
+fn nbexec_jobs_lists_and_cancels_server_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let running = srv.execute(&item, &json!({"secs": 60}), &[]);
+    srv.wait_job(&running, Some("EXECUTING"), Duration::from_secs(60));
+    let queued = srv.execute(&item, &json!({}), &[]);
+    let listed: Vec<String> = job_list(&srv.state)
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        listed.contains(&running) && listed.contains(&queued),
+        "{listed:?}"
+    );
+    let shown = job_show(&srv.state, &queued);
+    assert_eq!(shown["status"], "SUBMITTED");
+    assert_eq!(shown["inputs"]["itemId"], json!(item));
+    // `nbexec jobs cancel` of the queued job, then of the running one.
+    let (code, text) = jobs_cmd(&srv.state, &["cancel", &queued, "-f", "json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let q = srv.wait_job(&queued, None, Duration::from_secs(30));
+    assert_eq!(q["status"], "CANCELLED", "{q}");
+    let (code, text) = jobs_cmd(&srv.state, &["cancel", &running, "-f", "json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let r = srv.wait_job(&running, None, Duration::from_secs(60));
+    assert_eq!(r["status"], "CANCELLED", "{r}");
+    assert!(
+        !srv.state
+            .join("serve")
+            .join(&queued)
+            .join("output.ipynb")
+            .exists()
+    );
+    // The server is still up (the cancel's SIGUSR1 did not kill it).
+    assert_eq!(srv.get("?f=json").status, 200);
+}
+
+#[test]
+fn update_portal_item_and_save_injected_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let before = item_record(&srv.state, &item);
+    let original =
+        std::fs::read(srv.state.join("items").join(&item).join("notebook.ipynb")).unwrap();
+
+    // updatePortalItem=false: the item is untouched; the job keeps its notebook.
+    let id = srv.execute(
+        &item,
+        &json!({"x": "kept apart"}),
+        &[("updatePortalItem", "false")],
+    );
+    let job = srv.wait_job(&id, None, Duration::from_secs(120));
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    assert_eq!(job["inputs"]["updatePortalItem"], json!(false));
+    assert_eq!(item_record(&srv.state, &item), before);
+    assert_eq!(
+        std::fs::read(srv.state.join("items").join(&item).join("notebook.ipynb")).unwrap(),
+        original
+    );
+
+    // Default (true), saveInjectedParameters default false: the item gets the
+    // executed notebook without the injected cell; the revision advances.
+    let id = srv.execute(&item, &json!({"x": "first"}), &[]);
+    let job = srv.wait_job(&id, None, Duration::from_secs(120));
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let after = item_record(&srv.state, &item);
+    assert!(
+        after["revision"].as_i64() > before["revision"].as_i64(),
+        "{after}"
+    );
+    assert!(
+        after["modified"].as_i64() > before["modified"].as_i64(),
+        "{after}"
+    );
+    let nb = item_notebook(&srv.state, &item);
+    assert!(all_stdout(&nb).contains("x is first"), "{nb}");
+    assert!(
+        !nb["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["metadata"]["tags"]
+                .to_string()
+                .contains("injected-parameters")),
+        "{nb}"
+    );
+    assert!(
+        job["messages"].to_string().contains("updated to revision"),
+        "{job}"
+    );
+    // The job's own copy keeps the injected cell.
+    let own = read_nb(&srv.state.join("serve").join(&id).join("output.ipynb"));
+    assert!(source(&own["cells"][1]).contains("x = \"first\""), "{own}");
+
+    // saveInjectedParameters=true: the item keeps the injected cell.
+    let id = srv.execute(
+        &item,
+        &json!({"x": "second"}),
+        &[("saveInjectedParameters", "true")],
+    );
+    let job = srv.wait_job(&id, None, Duration::from_secs(120));
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let again = item_record(&srv.state, &item);
+    assert!(
+        again["revision"].as_i64() > after["revision"].as_i64(),
+        "{again}"
+    );
+    let nb = item_notebook(&srv.state, &item);
+    assert!(source(&nb["cells"][1]).contains("x = \"second\""), "{nb}");
+    assert!(all_stdout(&nb).contains("x is second"), "{nb}");
+}
+
+#[test]
+fn the_later_finisher_wins_and_says_it_replaced_a_newer_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "2"]);
+    // Both start from the same revision; the slow one finishes last.
+    let slow = srv.execute(&item, &json!({"x": "slow", "secs": 4}), &[]);
+    let fast = srv.execute(&item, &json!({"x": "fast"}), &[]);
+    let f = srv.wait_job(&fast, None, Duration::from_secs(120));
+    assert_eq!(f["status"], "COMPLETED", "{f}");
+    let s = srv.wait_job(&slow, None, Duration::from_secs(120));
+    assert_eq!(s["status"], "COMPLETED", "{s}");
+    assert!(!f["messages"].to_string().contains("had changed"), "{f}");
+    assert!(
+        s["messages"]
+            .to_string()
+            .contains("had changed since this job started"),
+        "{s}"
+    );
+    let nb = item_notebook(&srv.state, &item);
+    assert!(all_stdout(&nb).contains("x is slow"), "{nb}");
+}
