@@ -46,6 +46,20 @@ fn registry_jobs(state: &Path) -> Vec<Value> {
     job_list(state)
 }
 
+/// The injected parameters cell of a notebook.
+fn injected(nb: &Value) -> &Value {
+    nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["metadata"]["tags"]
+                .to_string()
+                .contains("injected-parameters")
+        })
+        .unwrap_or_else(|| panic!("no injected cell: {nb}"))
+}
+
 /// The stream texts of the executed cells of a notebook.
 fn all_stdout(nb: &Value) -> String {
     nb["cells"]
@@ -323,7 +337,7 @@ fn cancel_running_queued_finished_and_unknown_jobs() {
     let out = srv.get(&format!("/notebooks/jobs/{running}/output.ipynb"));
     assert_eq!(out.status, 200);
     let nb: Value = serde_json::from_str(&out.body).unwrap();
-    assert!(source(&nb["cells"][1]).contains("x = \"long\""), "{nb}");
+    assert!(source(injected(&nb)).contains("x = \"long\""), "{nb}");
     assert!(
         r["messages"].to_string().to_lowercase().contains("cancel"),
         "{r}"
@@ -458,7 +472,7 @@ fn update_portal_item_and_save_injected_parameters() {
     );
     // The job's own copy keeps the injected cell.
     let own = read_nb(&srv.state.join("serve").join(&id).join("output.ipynb"));
-    assert!(source(&own["cells"][1]).contains("x = \"first\""), "{own}");
+    assert!(source(injected(&own)).contains("x = \"first\""), "{own}");
 
     // saveInjectedParameters=true: the item keeps the injected cell.
     let id = srv.execute(
@@ -474,7 +488,7 @@ fn update_portal_item_and_save_injected_parameters() {
         "{again}"
     );
     let nb = item_notebook(&srv.state, &item);
-    assert!(source(&nb["cells"][1]).contains("x = \"second\""), "{nb}");
+    assert!(source(injected(&nb)).contains("x = \"second\""), "{nb}");
     assert!(all_stdout(&nb).contains("x is second"), "{nb}");
 }
 
@@ -498,4 +512,183 @@ fn the_later_finisher_wins_and_says_it_replaced_a_newer_revision() {
     );
     let nb = item_notebook(&srv.state, &item);
     assert!(all_stdout(&nb).contains("x is slow"), "{nb}");
+}
+
+#[test]
+fn a_hundred_submissions_at_once_none_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "2", "--max-queue", "20"]);
+    let url = srv.at("/notebooks/executeNotebook");
+    let answers: Vec<(u16, Value)> = srv.rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let http = srv.http.clone();
+            let url = url.clone();
+            let item = item.clone();
+            tasks.push(tokio::spawn(async move {
+                let params = json!({"x": i}).to_string();
+                let resp = http
+                    .post(&url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!(
+                        "itemId={item}&f=json&notebookParameters={}",
+                        form_encode(&params)
+                    ))
+                    .send()
+                    .await
+                    .expect("the server answers");
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.expect("a JSON answer");
+                (status, body)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let accepted: Vec<String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v["jobId"].as_str().unwrap().to_owned())
+        .collect();
+    let refused: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(accepted.len() + refused.len(), 100, "{answers:?}");
+    assert!(accepted.len() >= 20, "{} accepted", accepted.len());
+    assert!(!refused.is_empty(), "a queue of 20 took 100 submissions");
+    for v in &refused {
+        assert_eq!(v["error"]["code"], json!(503), "{v}");
+    }
+    for id in &accepted {
+        let job = srv.wait_job(id, None, Duration::from_secs(600));
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+    }
+    // Exactly the accepted jobs are recorded: none lost, none extra.
+    let mut recorded: Vec<String> = job_list(&srv.state)
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap().to_owned())
+        .collect();
+    let mut want = accepted.clone();
+    recorded.sort();
+    want.sort();
+    assert_eq!(recorded, want);
+}
+
+/// The server's kernels: its child processes running ipykernel, and theirs.
+fn kernels_of(pid: i32) -> Vec<i32> {
+    let mut all = Vec::new();
+    let mut todo = children_of(pid);
+    while let Some(p) = todo.pop() {
+        todo.extend(children_of(p));
+        all.push(p);
+    }
+    all.into_iter()
+        .filter(|p| process_shows(*p, "ipykernel"))
+        .collect()
+}
+
+#[test]
+fn after_kill_9_a_restarted_server_settles_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let state = srv.state.clone();
+    let running = srv.execute(&item, &json!({"secs": 60, "x": "interrupted"}), &[]);
+    srv.wait_job(&running, Some("EXECUTING"), Duration::from_secs(60));
+    let queued: Vec<String> = (0..2)
+        .map(|i| srv.execute(&item, &json!({"x": format!("requeued {i}")}), &[]))
+        .collect();
+    let kernels = kernels_of(srv.pid());
+    assert!(!kernels.is_empty(), "the running job has a kernel");
+    srv.signal(libc::SIGKILL);
+    srv.wait_exit(Duration::from_secs(10));
+    // The kernels of the killed server do not survive it.
+    for pid in &kernels {
+        assert_pid_gone(*pid);
+    }
+    // Read from the command line meanwhile: the running job is settled FAILED, the
+    // queued ones wait for the next server.
+    let r = job_show(&state, &running);
+    assert_eq!(r["status"], "FAILED", "{r}");
+    assert!(
+        r["messages"]
+            .to_string()
+            .contains("the server stopped during the run"),
+        "{r}"
+    );
+    for id in &queued {
+        assert_eq!(job_show(&state, id)["status"], "SUBMITTED");
+    }
+    drop(srv);
+
+    let srv = Server::start(&state, &["--workers", "1"]);
+    for id in &queued {
+        let job = srv.wait_job(id, None, Duration::from_secs(120));
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+        assert!(job["messages"].to_string().contains("re-queued"), "{job}");
+    }
+    let r = srv.job(&running);
+    assert_eq!(r["status"], "FAILED", "{r}");
+    // The item store holds a whole notebook: the last re-queued run's.
+    let nb = item_notebook(&state, &item);
+    assert!(all_stdout(&nb).contains("x is requeued"), "{nb}");
+}
+
+#[test]
+fn a_killed_server_queued_jobs_are_re_queued_even_unread() {
+    // Nobody reads the registry between the two servers: the restart alone
+    // settles the running job with the server's message.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let state = srv.state.clone();
+    let running = srv.execute(&item, &json!({"secs": 60}), &[]);
+    srv.wait_job(&running, Some("EXECUTING"), Duration::from_secs(60));
+    let queued = srv.execute(&item, &json!({"x": "after restart"}), &[]);
+    srv.signal(libc::SIGKILL);
+    srv.wait_exit(Duration::from_secs(10));
+    drop(srv);
+    let srv = Server::start(&state, &["--workers", "1"]);
+    let r = srv.job(&running);
+    assert_eq!(r["status"], "FAILED", "{r}");
+    assert!(
+        r["messages"]
+            .to_string()
+            .contains("the server stopped during the run"),
+        "{r}"
+    );
+    let q = srv.wait_job(&queued, None, Duration::from_secs(120));
+    assert_eq!(q["status"], "COMPLETED", "{q}");
+}
+
+#[test]
+fn sigterm_drains_finishing_or_cancelling_running_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srv, item) =
+        server_with_item(dir.path(), &["--workers", "2", "--shutdown-grace", "3"]);
+    let state = srv.state.clone();
+    // One finishes within the grace period, one does not.
+    let short = srv.execute(&item, &json!({"secs": 1, "x": "short"}), &[]);
+    let long = srv.execute(&item, &json!({"secs": 120, "x": "long"}), &[]);
+    srv.wait_job(&short, Some("EXECUTING"), Duration::from_secs(60));
+    srv.wait_job(&long, Some("EXECUTING"), Duration::from_secs(60));
+    let kernels = kernels_of(srv.pid());
+    srv.signal(libc::SIGTERM);
+    let status = srv.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", srv.log());
+    let s = job_show(&state, &short);
+    assert_eq!(s["status"], "COMPLETED", "{s}");
+    let l = job_show(&state, &long);
+    assert_eq!(l["status"], "CANCELLED", "{l}");
+    assert!(l["messages"].to_string().contains("shut down"), "{l}");
+    // Every notebook saved, no kernel left (the warm ones too).
+    let out = read_nb(&state.join("serve").join(&long).join("output.ipynb"));
+    assert!(source(injected(&out)).contains("x = \"long\""), "{out}");
+    assert_eq!(out["metadata"]["nbexec"]["status"], "cancelled");
+    for pid in &kernels {
+        assert_pid_gone(*pid);
+    }
 }

@@ -557,7 +557,7 @@ impl Queue {
         st.accepting = false;
         let left: Vec<String> = st.waiting.drain(..).collect();
         drop(st);
-        let _ = self.shutdown.send(true);
+        self.shutdown.send_replace(true);
         self.wake.notify_waiters();
         left
     }

@@ -610,13 +610,13 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        let _ = stop_tx.send(true);
+        stop_tx.send_replace(true);
     });
     let q = Arc::clone(&state.queue);
     let shutdown = async move {
         let _ = stop_rx.wait_for(|s| *s).await;
         // Live event streams end now, or the connections would keep the server up.
-        let _ = q.shutdown.send(true);
+        q.shutdown.send_replace(true);
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
