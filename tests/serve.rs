@@ -692,3 +692,91 @@ fn sigterm_drains_finishing_or_cancelling_running_jobs() {
         assert_pid_gone(*pid);
     }
 }
+
+#[test]
+fn events_stream_a_jobs_status_and_cells_live_and_end_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    // The worker is busy, so the watched job is still queued when watched.
+    let blocker = srv.execute(&item, &json!({"secs": 2}), &[]);
+    srv.wait_job(&blocker, Some("EXECUTING"), Duration::from_secs(60));
+    let id = srv.execute(&item, &json!({"x": "streamed"}), &[]);
+    let url = srv.at(&format!("/notebooks/jobs/{id}/events"));
+    let text = srv.rt.block_on(async {
+        let mut resp = srv.http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut text = String::new();
+        // The stream ends by itself when the job finishes (bounded by the client's
+        // 60 s timeout).
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    });
+    let events: Vec<(String, Value)> = text
+        .split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_owned(), serde_json::from_str(data).ok()?))
+        })
+        .collect();
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|(n, _)| n == "status")
+        .map(|(_, d)| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["SUBMITTED", "EXECUTING", "COMPLETED"], "{text}");
+    let cells: Vec<&Value> = events
+        .iter()
+        .filter(|(n, _)| n == "cell")
+        .map(|(_, d)| d)
+        .collect();
+    assert!(cells.iter().any(|c| c["status"] == "running"), "{text}");
+    assert!(cells.iter().any(|c| c["status"] == "completed"), "{text}");
+    assert!(
+        events.iter().any(|(n, d)| n == "output"
+            && d["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("x is streamed"))),
+        "{text}"
+    );
+}
+
+#[test]
+fn resources_default_to_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, _item) = server_with_item(dir.path(), &["--workers", "1"]);
+    for path in [
+        "",
+        "/notebooks",
+        "/notebooks/jobs",
+        "/notebooks/executeNotebook",
+    ] {
+        let a = srv.get(path);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert!(a.content_type.starts_with("text/html"), "{path}: {a:?}");
+    }
+}
+
+#[test]
+fn serve_runs_jobs_through_a_gateway() {
+    let gw = KernelGateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let item = add_item(&state, &param_nb(dir.path()));
+    let srv = Server::start_with_env(
+        &state,
+        &["--workers", "1", "--gateway-url", &gw.url],
+        &[("JUPYTER_GATEWAY_AUTH_TOKEN", &gw.token)],
+    );
+    let id = srv.execute(&item, &json!({"x": "remote"}), &[]);
+    let job = srv.wait_job(&id, None, Duration::from_secs(120));
+    assert_eq!(job["status"], "COMPLETED", "{job}\n{}", srv.log());
+    assert_eq!(job["results"]["gateway"], json!(gw.url), "{job}");
+    let nb = item_notebook(&state, &item);
+    assert!(all_stdout(&nb).contains("x is remote"), "{nb}");
+    drop(srv);
+    gw.assert_no_kernels();
+}
