@@ -409,24 +409,31 @@ async fn job_events(State(st): State<AppState>, Path(id): Path<String>, req: Req
                 return None;
             }
             let r = rx.as_mut()?;
-            loop {
-                tokio::select! {
-                    msg = r.recv() => match msg {
-                        Ok(ev) => {
-                            let finished = ev.name == "status"
-                                && ev.data["status"].as_str().and_then(nbexec_runner::jobs::JobStatus::parse).is_some_and(|s| s.is_finished());
-                            let out = Event::default().event(ev.name).data(ev.data.to_string());
-                            return Some((Ok(out), (None, rx, shutdown, finished)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let out = Event::default().event("lagged").data(json!({"missed": n}).to_string());
-                            return Some((Ok(out), (None, rx, shutdown, false)));
-                        }
-                        Err(_) => return None,
-                    },
-                    _ = shutdown.changed() => return None,
+            let msg = tokio::select! {
+                msg = r.recv() => msg,
+                _ = shutdown.changed() => return None,
+            };
+            let (out, finished) = match msg {
+                Ok(ev) => {
+                    let finished = ev.name == "status"
+                        && ev.data["status"]
+                            .as_str()
+                            .and_then(nbexec_runner::jobs::JobStatus::parse)
+                            .is_some_and(|s| s.is_finished());
+                    (
+                        Event::default().event(ev.name).data(ev.data.to_string()),
+                        finished,
+                    )
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => (
+                    Event::default()
+                        .event("lagged")
+                        .data(json!({"missed": n}).to_string()),
+                    false,
+                ),
+                Err(_) => return None,
+            };
+            Some((Ok(out), (None, rx, shutdown, finished)))
         },
     );
     Sse::new(stream)
