@@ -591,6 +591,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
     let local_addr = listener.local_addr()?;
     let queue = Arc::new(queue::Queue::new(config.clone()));
     let requeued = queue.recover()?;
+    queue.sweep();
     if requeued > 0 {
         eprintln!("nbexec serve: {requeued} job(s) left queued by a stopped server re-queued");
     }
