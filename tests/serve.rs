@@ -991,3 +991,34 @@ fn files_of_pruned_jobs_are_swept_at_start() {
     assert!(!job_dir.exists(), "{}", srv.log());
     assert!(!state.join("logs").join(format!("{id}.log")).exists());
 }
+
+#[test]
+fn a_warm_kernel_that_died_idle_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let first = srv.execute(&item, &json!({}), &[]);
+    assert_eq!(
+        srv.wait_job(&first, None, Duration::from_secs(60))["status"],
+        "COMPLETED"
+    );
+    // The next kernel is warming; once its run's kernel is gone it is the only one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let warm = loop {
+        let k = kernels_of(srv.pid());
+        if k.len() == 1 {
+            break k[0];
+        }
+        assert!(std::time::Instant::now() < deadline, "kernels: {k:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let it finish starting, then kill it behind the server's back.
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill(2) on a kernel process this test's server started.
+    unsafe {
+        libc::kill(warm, libc::SIGKILL);
+    }
+    assert_pid_gone(warm);
+    let second = srv.execute(&item, &json!({"x": "fresh kernel"}), &[]);
+    let job = srv.wait_job(&second, None, Duration::from_secs(60));
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+}

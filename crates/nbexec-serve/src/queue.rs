@@ -125,6 +125,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Is process `pid` running (not gone, not a zombie)?
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
 /// The directory of job `id`.
 pub(crate) fn job_dir(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join("serve").join(id)
@@ -339,9 +349,27 @@ impl Queue {
             tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await })
         };
         let mut warm = lock(&self.warm);
-        let current = warm
-            .remove(&spec.name)
-            .unwrap_or_else(|| start(spec.clone(), launch.clone()));
+        let current = match warm.remove(&spec.name) {
+            // Started a while ago: use it only if it is still alive (an idle kernel
+            // may have been killed meanwhile).
+            Some(handle) if handle.is_finished() => {
+                use futures_util::FutureExt;
+                match handle.now_or_never() {
+                    Some(Ok(Ok(client))) if client.pid().is_some_and(process_alive) => {
+                        tokio::spawn(async move { Ok(client) })
+                    }
+                    Some(Ok(Ok(client))) => {
+                        tokio::spawn(async move {
+                            let _ = client.shutdown(Duration::from_millis(100)).await;
+                        });
+                        start(spec.clone(), launch.clone())
+                    }
+                    _ => start(spec.clone(), launch.clone()),
+                }
+            }
+            Some(handle) => handle,
+            None => start(spec.clone(), launch.clone()),
+        };
         if !*self.shutdown.borrow() {
             warm.insert(spec.name.clone(), start(spec, launch));
         }
