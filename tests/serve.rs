@@ -1022,3 +1022,54 @@ fn a_warm_kernel_that_died_idle_is_replaced() {
     let job = srv.wait_job(&second, None, Duration::from_secs(60));
     assert_eq!(job["status"], "COMPLETED", "{job}");
 }
+
+#[test]
+fn base_path_timeout_json_body_and_unknown_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1", "--base-path", "arcgis/"]);
+    assert!(srv.url.ends_with("/arcgis/admin"), "{}", srv.url);
+    assert_eq!(srv.get("?f=json").json()["currentVersion"], "11.4");
+    // Without the base path there is nothing.
+    let bare = srv.get_url(&format!(
+        "{}/admin?f=json",
+        srv.url.trim_end_matches("/arcgis/admin")
+    ));
+    assert_error_shape(&bare, 404, 404);
+    // A JSON body with typed fields; executionTimeoutInMinutes stops a long run;
+    // an unknown field is ignored and named on stderr.
+    let a = srv.post_json(
+        "/notebooks/executeNotebook",
+        &json!({"itemId": item, "notebookParameters": {"secs": 60}, "updatePortalItem": false,
+                "executionTimeoutInMinutes": 0.05, "someFutureField": 1, "f": "json"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v = a.json();
+    let id = v["jobId"].as_str().unwrap();
+    assert_eq!(
+        v["jobUrl"],
+        json!(format!("{}/notebooks/jobs/{id}", srv.url))
+    );
+    let job = srv.wait_job(id, None, Duration::from_secs(60));
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["messages"].to_string().contains("time limit"), "{job}");
+    assert_eq!(job["results"]["exitCode"], json!(124));
+    assert_eq!(job["inputs"]["executionTimeoutInMinutes"], json!(0.05));
+    assert!(srv.log().contains("someFutureField"), "{}", srv.log());
+    // A bad timeout is refused.
+    let a = srv.post_form(
+        "/notebooks/executeNotebook",
+        &[
+            ("itemId", &item),
+            ("executionTimeoutInMinutes", "soon"),
+            ("f", "json"),
+        ],
+    );
+    let v = assert_error_shape(&a, 400, 400);
+    assert!(
+        v["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("executionTimeoutInMinutes"),
+        "{v}"
+    );
+}
