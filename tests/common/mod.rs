@@ -2,6 +2,8 @@
 //! notebooks in temporary directories, with the project's own Python kernel.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
