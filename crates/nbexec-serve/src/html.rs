@@ -41,11 +41,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
 ];
 
-/// What a page shows; the handler knows which resource it answers.
+/// What a page shows, from the handler's `kind` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A directory resource (`/admin`, `/admin/notebooks`, `/admin/system`): its
-    /// properties, "Supported Operations" and "Child Resources".
+enum Kind {
+    /// A directory resource (`root`, `notebooks`, `system`): its properties,
+    /// "Supported Operations" and "Child Resources".
     Resource,
     /// A jobs list (`{"asyncNotebookJobs": […]}` or `{"notebookJobs": […]}`).
     Jobs,
@@ -59,28 +59,73 @@ pub enum Kind {
     Error,
 }
 
-/// Where the page is, as the client sees it.
+impl Kind {
+    fn of(name: &str) -> Kind {
+        match name {
+            "jobs" => Kind::Jobs,
+            "job" => Kind::Job,
+            "executeNotebook" | "cancel" | "deleteAll" => Kind::Operation,
+            "error" => Kind::Error,
+            _ => Kind::Resource,
+        }
+    }
+}
+
+/// What a page needs besides the resource.
 #[derive(Debug, Clone)]
-pub struct Ctx<'a> {
+pub struct Ctx {
+    /// The absolute URL of the `/admin` root (with the base path).
+    pub root_url: String,
+    /// The request's path (for the breadcrumb).
+    pub path: String,
+    /// The signed-in user's name (`""`: anonymous).
+    pub user: String,
+}
+
+/// Where the page is, as the view models need it.
+#[derive(Debug, Clone)]
+struct Place<'a> {
     /// URL path of the admin root: `/admin`, or `/<base-path>/admin`.
-    pub root: &'a str,
+    root: &'a str,
     /// URL path of this resource (no query string).
-    pub path: &'a str,
-    /// A token that came in the query or form: carried on in links and forms, as the
-    /// ArcGIS HTML directory does with its session token.
-    pub token: Option<&'a str>,
+    path: &'a str,
+    /// A token to carry on in links and forms (the HTML directory's session token).
+    token: Option<&'a str>,
+    /// The signed-in user, if any.
+    user: &'a str,
     /// Now, in epoch milliseconds (the running time of live jobs).
-    pub now_ms: i64,
+    now_ms: i64,
 }
 
 /// A rendered page.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub body: String,
-    /// Where a browser should be sent instead (`303 See Other`), after an operation
-    /// whose natural follow-up is another page: a successful cancel goes back to the
-    /// job. The body also carries a meta refresh and a link there.
-    pub redirect: Option<String>,
+struct Page {
+    body: String,
+    /// Where a browser goes next: after a successful cancel, back to the job (the body
+    /// carries a meta refresh and a link there).
+    redirect: Option<String>,
+}
+
+/// The page of resource `kind` (`root`, `notebooks`, `system`, `executeNotebook`,
+/// `jobs`, `job`, `cancel`, `deleteAll`, `error`) showing `value`, the resource as
+/// `f=json` would print it.
+pub fn render(kind: &str, value: &Value, ctx: &Ctx) -> String {
+    let place = Place {
+        root: url_path(&ctx.root_url),
+        path: &ctx.path,
+        token: None,
+        user: &ctx.user,
+        now_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    render_page(Kind::of(kind), value, &place).body
+}
+
+/// The path of an absolute URL (`http://host:port/admin` → `/admin`); a path stays.
+fn url_path(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    }
 }
 
 /// The Content-Security-Policy of every page, for the response header: the page's own
@@ -124,8 +169,7 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-/// Renders `value` (the resource as `f=json` would print it) as a page.
-pub fn render(kind: Kind, value: &Value, ctx: &Ctx) -> Page {
+fn render_page(kind: Kind, value: &Value, ctx: &Place) -> Page {
     let v = View { ctx };
     // An error answer is an error page whatever was asked for.
     let kind = if is_error(value) && kind != Kind::Operation {
@@ -149,6 +193,7 @@ pub fn render(kind: Kind, value: &Value, ctx: &Ctx) -> Page {
     fields.insert("json_href".into(), v.href_f(ctx.path, "pjson").into());
     fields.insert("crumbs".into(), v.crumbs());
     fields.insert("live".into(), live.into());
+    fields.insert("user".into(), ctx.user.into());
     if let Some(to) = &redirect {
         fields.insert("refresh_to".into(), to.clone().into());
     }
@@ -485,7 +530,7 @@ const FORMATS: &[&str] = &["html", "json", "pjson"];
 
 /// Builds the view models; `ctx` says where the page lives.
 struct View<'a, 'b> {
-    ctx: &'a Ctx<'b>,
+    ctx: &'a Place<'b>,
 }
 
 impl View<'_, '_> {
@@ -729,11 +774,6 @@ impl View<'_, '_> {
             {"label": "Output notebook", "href": self.href(&join(&path, "output.ipynb")), "note": pending},
             {"label": "HTML report", "href": self.href(&join(&path, "report.html")), "note": pending},
         ]);
-        let operations = if live {
-            vec!["cancel".to_owned()]
-        } else {
-            vec![]
-        };
         json!({
             "title": format!("Job {id}"),
             "id": id,
@@ -744,11 +784,10 @@ impl View<'_, '_> {
             "results": results,
             "artifacts": artifacts,
             "cancel_action": join(&path, "cancel"),
+            // The cancel operation is the form's button, not a link: a GET of
+            // `…/cancel` runs it (ArcGIS accepts GET everywhere), and a link can be
+            // followed by accident or by a prefetch.
             "hidden": self.hidden(true),
-            "operations": operations
-                .iter()
-                .map(|n| json!({"label": n, "href": self.href(&join(&path, n))}))
-                .collect::<Vec<_>>(),
         })
     }
 
@@ -951,17 +990,18 @@ mod tests {
 
     const NOW: i64 = 1_764_487_200_000; // 2025-11-30 07:20:00 UTC
 
-    fn ctx(path: &str) -> Ctx<'_> {
-        Ctx {
+    fn ctx(path: &str) -> Place<'_> {
+        Place {
             root: "/admin",
             path,
             token: None,
+            user: "",
             now_ms: NOW,
         }
     }
 
     fn page(kind: Kind, value: Value, path: &str) -> String {
-        norm(&render(kind, &value, &ctx(path)).body)
+        norm(&render_page(kind, &value, &ctx(path)).body)
     }
 
     /// minijinja also escapes `/` and `'`, which a double-quoted attribute does not need;
@@ -1317,7 +1357,7 @@ mod tests {
     #[test]
     fn a_successful_cancel_goes_back_to_the_job_and_a_failed_one_says_why() {
         let path = "/admin/notebooks/jobs/jabc/cancel";
-        let mut p = render(Kind::Operation, &json!({"status": "success"}), &ctx(path));
+        let mut p = render_page(Kind::Operation, &json!({"status": "success"}), &ctx(path));
         p.body = norm(&p.body);
         assert_eq!(p.redirect.as_deref(), Some("/admin/notebooks/jobs/jabc"));
         assert!(
@@ -1327,7 +1367,7 @@ mod tests {
             "{}",
             p.body
         );
-        let mut p = render(
+        let mut p = render_page(
             Kind::Operation,
             &json!({"status": "error", "messages": ["Unable to cancel job :[jabc]"], "code": 500}),
             &ctx(path),
@@ -1363,13 +1403,14 @@ mod tests {
 
     #[test]
     fn a_token_is_carried_in_links_and_forms() {
-        let c = Ctx {
+        let c = Place {
             root: "/base/admin",
             path: "/base/admin/notebooks/jobs/j1",
             token: Some("t&k=n"),
+            user: "",
             now_ms: NOW,
         };
-        let body = norm(&render(Kind::Job, &running_job(), &c).body);
+        let body = norm(&render_page(Kind::Job, &running_job(), &c).body);
         assert!(
             body.contains("<a href=\"/base/admin?token=t%26k%3Dn\">Home</a>"),
             "{body}"
@@ -1378,6 +1419,34 @@ mod tests {
         assert!(
             body.contains("href=\"/base/admin/notebooks/jobs/j1?f=pjson&amp;token=t%26k%3Dn\"")
         );
+    }
+
+    #[test]
+    fn the_handlers_seam_takes_kind_names_and_the_absolute_root() {
+        let c = Ctx {
+            root_url: "http://127.0.0.1:8080/arcgis/admin".into(),
+            path: "/arcgis/admin/notebooks/jobs".into(),
+            user: "ann<".into(),
+        };
+        let body = norm(&render("jobs", &json!({"asyncNotebookJobs": []}), &c));
+        assert!(body.contains("<h1><a href=\"/arcgis/admin\">"), "{body}");
+        assert!(body.contains("<h2>Jobs</h2>"));
+        assert!(body.contains("Signed in as ann&lt;"), "{body}");
+        let body = norm(&render(
+            "cancel",
+            &json!({}),
+            &Ctx {
+                path: "/arcgis/admin/notebooks/jobs/j1/cancel".into(),
+                ..c.clone()
+            },
+        ));
+        assert!(
+            body.contains("<button type=\"submit\">Cancel Job</button>"),
+            "{body}"
+        );
+        assert_eq!(url_path("https://h/admin"), "/admin");
+        assert_eq!(url_path("https://h"), "/");
+        assert_eq!(url_path("/admin"), "/admin");
     }
 
     #[test]
