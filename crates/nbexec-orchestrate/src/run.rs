@@ -90,6 +90,14 @@ pub fn discard_kernel(handle: KernelStart) {
     }
 }
 
+/// The cancellation channel of a recorded run, the tasks to stop when it ends, and
+/// the registry it is recorded in.
+type Watched = (
+    watch::Receiver<Option<CancelReason>>,
+    Vec<tokio::task::JoinHandle<()>>,
+    Option<nbexec_runner::jobs::JobStore>,
+);
+
 /// What `prepare_only` did.
 #[derive(Debug)]
 pub struct Prepared {
@@ -131,6 +139,8 @@ pub struct Run {
     pub(crate) job: Option<JobSpec>,
     /// Fields that replace those of the job's recorded `inputs`.
     job_inputs: Option<Value>,
+    /// The caller records how the job ended (after work of its own on the result).
+    defer_job_finish: bool,
 }
 
 /// A kernel being started ahead of need (see [`Run::run_with_warm`]).
@@ -159,7 +169,17 @@ impl Run {
             cancel_on_signals: false,
             job: None,
             job_inputs: None,
+            defer_job_finish: false,
         }
+    }
+
+    /// Leave recording the job's end to the caller, who calls
+    /// [`crate::jobs::finish_with_notes`] once its own work on the result is done (a
+    /// server updates the item first, so a job seen finished has done everything).
+    /// A run that fails before it starts is still recorded here.
+    pub fn defer_job_finish(mut self, on: bool) -> Run {
+        self.defer_job_finish = on;
+        self
     }
 
     /// Fields that replace those of the job's recorded ArcGIS `inputs` (a server
@@ -460,7 +480,9 @@ impl Run {
         warnings.iter().for_each(|w| warn(w));
         let mut options = self.run_options(output_path, &recorded);
         if options.gateway.is_some() {
-            return self.run_remote(nb, options, recorded, events, &warn).await;
+            // Recorded here, so the remote run's future holds no `warn` (it stays Send).
+            let watched = self.watch_and_record(recorded.parameters, &mut options, &warn);
+            return self.run_remote(nb, options, watched, events).await;
         }
         let spec = match nbexec_runner::resolve_spec(&nb, &options) {
             Ok(spec) => spec,
@@ -504,7 +526,7 @@ impl Run {
         for task in tasks {
             task.abort();
         }
-        if let (Some(store), Some(job)) = (&store, &self.job) {
+        if let (Some(store), Some(job), false) = (&store, &self.job, self.defer_job_finish) {
             crate::jobs::finish(store, &job.id, &result, &options.redact);
         }
         Ok(result?)
@@ -515,10 +537,9 @@ impl Run {
     async fn run_remote(
         &self,
         nb: nbexec_format::Notebook,
-        mut options: RunOptions,
-        recorded: Recorded,
+        options: RunOptions,
+        (rx, tasks, store): Watched,
         events: &mut (dyn FnMut(&RunEvent) + Send),
-        warn: &dyn Fn(&str),
     ) -> Result<RunResult, Error> {
         let Some(cfg) = options.gateway.clone() else {
             return Err(Error::Usage("no gateway configured".into()));
@@ -533,12 +554,11 @@ impl Run {
                 n.push(note.to_owned());
             }
         });
-        let (rx, tasks, store) = self.watch_and_record(recorded.parameters, &mut options, warn);
         let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
         for task in tasks {
             task.abort();
         }
-        if let (Some(store), Some(job)) = (&store, &self.job) {
+        if let (Some(store), Some(job), false) = (&store, &self.job, self.defer_job_finish) {
             let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
             crate::jobs::finish_with_notes(store, &job.id, &result, &options.redact, &notes);
         }
@@ -554,11 +574,7 @@ impl Run {
         parameters: Value,
         options: &mut RunOptions,
         warn: &dyn Fn(&str),
-    ) -> (
-        watch::Receiver<Option<CancelReason>>,
-        Vec<tokio::task::JoinHandle<()>>,
-        Option<nbexec_runner::jobs::JobStore>,
-    ) {
+    ) -> Watched {
         let (tx, rx) = watch::channel(None::<CancelReason>);
         let mut tasks = Vec::new();
         if self.cancel_on_signals {

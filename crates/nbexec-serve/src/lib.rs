@@ -93,8 +93,7 @@ pub struct Inner {
     pub local_addr: SocketAddr,
     /// `http` (or `https` once TLS is on).
     pub scheme: &'static str,
-    #[allow(dead_code)]
-    pub(crate) queue: queue::Queue,
+    pub(crate) queue: Arc<queue::Queue>,
 }
 
 /// The shared state of the server (cheap to clone).
