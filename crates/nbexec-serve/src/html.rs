@@ -369,6 +369,10 @@ fn cell_empty(text: &str) -> Value {
     json!({"kind": "empty", "text": text})
 }
 
+fn cell_link(href: String, text: &str) -> Value {
+    json!({"kind": "link", "href": href, "text": text})
+}
+
 fn cell_time(ms: Option<i64>) -> Value {
     match ms.filter(|&m| m > 0).and_then(|m| when(m).map(|w| (m, w))) {
         Some((raw, (text, iso))) => {
@@ -759,15 +763,30 @@ impl View<'_, '_> {
             .and_then(Value::as_array)
             .map(|a| a.iter().map(text_of).collect())
             .unwrap_or_default();
-        let results = map
+        let empty_results = Map::new();
+        let results_map = map
             .get("results")
             .and_then(Value::as_object)
-            .map(|m| rows_of(m, &[]))
-            .unwrap_or_default();
-        let pending = if live {
-            Some("(when the run ends)")
-        } else {
-            None
+            .unwrap_or(&empty_results);
+        // The artifact URLs the server adds (`outputNotebookUrl`, `reportUrl`, …) are
+        // links; only http(s) ones, so no other scheme ever becomes a link.
+        let results: Vec<Value> = results_map
+            .iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(u)
+                    if k.ends_with("Url")
+                        && (u.starts_with("http://") || u.starts_with("https://")) =>
+                {
+                    row(k, cell_link(u.to_owned(), u))
+                }
+                _ => row(k, cell(k, v)),
+            })
+            .collect();
+        let written = results_map.contains_key("outputNotebookUrl");
+        let pending = match (written, live) {
+            (true, _) => None,
+            (false, true) => Some("(when the run ends)"),
+            (false, false) => Some("(none was written)"),
         };
         let artifacts = json!([
             {"label": "Log", "href": self.href(&join(&path, "log")), "note": live.then_some("(live)")},
@@ -804,9 +823,12 @@ impl View<'_, '_> {
             .map(|(p, _)| p.to_owned())
             .unwrap_or_default();
         let failed = is_error(value);
+        // A result to show above the form, or just the form (the handler's description
+        // of the operation: `{"operation", "parameters", "items"}`).
+        let answered = failed || map.contains_key("status") || map.contains_key("jobId");
         let mut next = None;
         let mut redirect = None;
-        if !map.is_empty() && !failed {
+        if answered && !failed {
             if let Some(job) = map.get("jobId").map(text_of) {
                 next = Some(
                     json!({"label": format!("Go to job {job}"), "href": self.href(&self.job_path(&job))}),
@@ -837,8 +859,10 @@ impl View<'_, '_> {
                 rows.extend(rows_of(map, &["messages"]));
             }
             (rows, messages)
-        } else {
+        } else if answered {
             (rows_of(map, &[]), Vec::new())
+        } else {
+            (Vec::new(), Vec::new())
         };
         let fields: Vec<Value> = op
             .map(|o| o.fields)
@@ -1292,7 +1316,9 @@ mod tests {
         let mut done = running_job();
         done["status"] = json!("COMPLETED");
         done["endTime"] = json!(NOW);
-        done["results"] = json!({"exitCode": 0, "outputNotebook": "/admin/notebooks/jobs/j0123456789abcdef/output.ipynb"});
+        done["results"] = json!({"exitCode": 0,
+            "outputNotebookUrl": "http://127.0.0.1:1/admin/notebooks/jobs/j0123456789abcdef/output.ipynb",
+            "logUrl": "javascript:alert(1)"});
         let body = page(Kind::Job, done, "/admin/notebooks/jobs/j0123456789abcdef");
         assert!(
             !body.contains("<form"),
@@ -1303,6 +1329,12 @@ mod tests {
             body.contains("<th scope=\"row\">exitCode</th><td>0</td>"),
             "{body}"
         );
+        assert!(body.contains("<td><a href=\"http://127.0.0.1:1/admin/notebooks/jobs/j0123456789abcdef/output.ipynb\">"), "{body}");
+        assert!(
+            body.contains("<td>javascript:alert(1)</td>"),
+            "only http(s) URLs are links: {body}"
+        );
+        assert!(!body.contains("(when the run ends)") && !body.contains("(none was written)"));
         assert!(
             body.contains("<th scope=\"row\">Duration</th><td>4.0 s</td>"),
             "{body}"
@@ -1348,10 +1380,15 @@ mod tests {
         // Items offered when the handler lists them.
         let body = page(
             Kind::Operation,
-            json!({"items": [{"id": "d9c20adc5f95476590be87f1e6eb1dba", "title": "<i>Daily</i>"}]}),
+            json!({"operation": "executeNotebook", "parameters": ["itemId", "notebookParameters"],
+                   "items": [{"id": "d9c20adc5f95476590be87f1e6eb1dba", "title": "<i>Daily</i>"}]}),
             "/admin/notebooks/executeNotebook",
         );
         assert!(body.contains("<option value=\"d9c20adc5f95476590be87f1e6eb1dba\">&lt;i&gt;Daily&lt;/i&gt;</option>"), "{body}");
+        assert!(
+            !body.contains("id=\"result\""),
+            "the description is not a result: {body}"
+        );
     }
 
     #[test]
