@@ -37,7 +37,7 @@ pub fn chromium_command(profile: &Path) -> Command {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--window-size=1200,1600",
     ])
     .arg(format!("--user-data-dir={}", profile.display()));
@@ -220,9 +220,21 @@ impl Browser {
         }
     }
 
-    /// Sends a command and waits for its answer (events meanwhile are kept; a JavaScript
-    /// dialog is recorded and dismissed, so a page cannot block the test).
+    /// Sends a command and waits for its answer; panics on an error answer.
     pub fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params)
+            .unwrap_or_else(|e| panic!("{method} failed: {e}"))
+    }
+
+    /// Sends a command and waits for its answer, the result or the error (events
+    /// meanwhile are kept; a JavaScript dialog is recorded and dismissed, so a page
+    /// cannot block the test).
+    pub fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         let id = self.send(session, method, params);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -232,10 +244,10 @@ impl Browser {
             }
             let Some(msg) = self.recv(left) else { continue };
             if msg["id"].as_u64() == Some(id) {
-                if let Some(e) = msg.get("error") {
-                    panic!("{method} failed: {e}");
-                }
-                return msg["result"].clone();
+                return match msg.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(msg["result"].clone()),
+                };
             }
             self.note(msg);
         }
@@ -270,7 +282,7 @@ impl Browser {
         }
     }
 
-    /// A new page, attached, with the Page, Runtime and Log domains on.
+    /// A new page, attached, with the Page, Runtime, Log and Network domains on.
     pub fn tab(&mut self) -> Tab<'_> {
         let target = self.call(None, "Target.createTarget", json!({"url": "about:blank"}));
         let attached = self.call(
@@ -279,7 +291,12 @@ impl Browser {
             json!({"targetId": target["targetId"], "flatten": true}),
         );
         let session = attached["sessionId"].as_str().unwrap().to_owned();
-        for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
+        for domain in [
+            "Page.enable",
+            "Runtime.enable",
+            "Log.enable",
+            "Network.enable",
+        ] {
             self.call(Some(&session), domain, json!({}));
         }
         Tab {
@@ -305,7 +322,7 @@ fn kill_group(child: &mut Child) {
 }
 
 impl Tab<'_> {
-    fn call(&mut self, method: &str, params: Value) -> Value {
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
         let session = self.session.clone();
         self.browser.call(Some(&session), method, params)
     }
@@ -320,21 +337,30 @@ impl Tab<'_> {
 
     /// Evaluates `expression` in the page (promises awaited) and returns its value.
     pub fn eval(&mut self, expression: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-        );
-        if let Some(e) = r.get("exceptionDetails") {
-            panic!("{expression}: {e}");
-        }
-        r["result"]["value"].clone()
+        self.try_eval(expression)
+            .unwrap_or_else(|e| panic!("{expression}: {e}"))
     }
 
-    /// Evaluates `expression` until it is truthy, within `within`; returns the last value.
+    /// [`Tab::eval`], an exception or a missing context (mid-navigation) as `Err`.
+    pub fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
+        let session = self.session.clone();
+        let r = self.browser.try_call(
+            Some(&session),
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+        )?;
+        match r.get("exceptionDetails") {
+            Some(e) => Err(e.clone()),
+            None => Ok(r["result"]["value"].clone()),
+        }
+    }
+
+    /// Evaluates `expression` until it is truthy, within `within` (across navigations:
+    /// an evaluation that fails counts as falsy); returns the last value.
     pub fn wait_for(&mut self, expression: &str, within: Duration) -> Result<Value, Value> {
         let deadline = Instant::now() + within;
         loop {
-            let v = self.eval(expression);
+            let v = self.try_eval(expression).unwrap_or(Value::Null);
             let truthy = match &v {
                 Value::Null => false,
                 Value::Bool(b) => *b,
@@ -398,6 +424,26 @@ impl Tab<'_> {
             ));
         }
         out
+    }
+
+    /// The headers of the responses to the page's top-level document loads so far
+    /// (names lower-cased), oldest first.
+    pub fn document_headers(&mut self) -> Vec<(String, serde_json::Map<String, Value>)> {
+        self.browser.pump(Duration::from_millis(50));
+        self.take_events("Network.responseReceived")
+            .into_iter()
+            .filter(|e| e["params"]["type"] == "Document")
+            .map(|e| {
+                let r = &e["params"]["response"];
+                let headers = r["headers"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect();
+                (r["url"].as_str().unwrap_or_default().to_owned(), headers)
+            })
+            .collect()
     }
 
     /// JavaScript dialogs (alert, confirm, prompt) the page opened so far.

@@ -1071,6 +1071,21 @@ pub fn add_item(state: &Path, nb: &Path) -> String {
     id
 }
 
+/// `nbexec items add NB --title TITLE --state-dir STATE`: the new item's id.
+pub fn add_item_titled(state: &Path, nb: &Path, title: &str) -> String {
+    let out = nbexec()
+        .args(["items", "add"])
+        .arg(nb)
+        .args(["--title", title, "--state-dir"])
+        .arg(state)
+        .output()
+        .expect("nbexec items add runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    id
+}
+
 /// The item store's record of item `id` in `state`.
 pub fn item_record(state: &Path, id: &str) -> Value {
     read_nb(&state.join("items").join(id).join("item.json"))

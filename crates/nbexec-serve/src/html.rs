@@ -382,6 +382,15 @@ fn cell_time(ms: Option<i64>) -> Value {
     }
 }
 
+/// [`cell_time`] without the zone, for a column whose heading names it.
+fn cell_time_short(ms: Option<i64>) -> Value {
+    let mut c = cell_time(ms);
+    if let Some(t) = c["text"].as_str().and_then(|t| t.strip_suffix(" UTC")) {
+        c["text"] = json!(t);
+    }
+    c
+}
+
 fn cell_status(status: &str, events: Option<String>) -> Value {
     json!({"kind": "status", "text": status, "events": events})
 }
@@ -390,6 +399,14 @@ fn cell_status(status: &str, events: Option<String>) -> Value {
 /// joined, anything nested as indented JSON.
 fn cell(key: &str, v: &Value) -> Value {
     match v {
+        // The URLs the server adds to a job (`url`, `outputNotebookUrl`, …); only
+        // http(s) ones, so no other scheme ever becomes a link.
+        Value::String(u)
+            if (key == "url" || key.ends_with("Url"))
+                && (u.starts_with("http://") || u.starts_with("https://")) =>
+        {
+            cell_link(u.clone(), u)
+        }
         Value::Null => cell_empty("null"),
         Value::String(s) if s.is_empty() => cell_empty("(empty)"),
         Value::Number(_) if is_time_key(key) => match int(Some(v)) {
@@ -684,9 +701,9 @@ impl View<'_, '_> {
             "href": self.href(&path),
             "status": cell_status(&status, events),
             "item": item_cell(j),
-            "owner": owner(j).map(cell_text).unwrap_or_else(|| cell_empty("—")),
-            "start": cell_time(start),
-            "end": cell_time(end),
+            "owner": owner_cell(j),
+            "start": cell_time_short(start),
+            "end": cell_time_short(end),
             "duration": self.duration_cell(start, end, &status),
         })
     }
@@ -725,12 +742,7 @@ impl View<'_, '_> {
             rows.push(row("Type", cell("type", t)));
         }
         rows.push(row("Item", item_cell(value)));
-        rows.push(row(
-            "Owner",
-            owner(value)
-                .map(cell_text)
-                .unwrap_or_else(|| cell_empty("—")),
-        ));
+        rows.push(row("Owner", owner_cell(value)));
         rows.push(row("Created", cell_time(int(map.get("dateCreated")))));
         rows.push(row("Started", cell_time(start)));
         rows.push(row("Ended", cell_time(end)));
@@ -768,20 +780,7 @@ impl View<'_, '_> {
             .get("results")
             .and_then(Value::as_object)
             .unwrap_or(&empty_results);
-        // The artifact URLs the server adds (`outputNotebookUrl`, `reportUrl`, …) are
-        // links; only http(s) ones, so no other scheme ever becomes a link.
-        let results: Vec<Value> = results_map
-            .iter()
-            .map(|(k, v)| match v.as_str() {
-                Some(u)
-                    if k.ends_with("Url")
-                        && (u.starts_with("http://") || u.starts_with("https://")) =>
-                {
-                    row(k, cell_link(u.to_owned(), u))
-                }
-                _ => row(k, cell(k, v)),
-            })
-            .collect();
+        let results = rows_of(results_map, &[]);
         let written = results_map.contains_key("outputNotebookUrl");
         let pending = match (written, live) {
             (true, _) => None,
@@ -962,11 +961,14 @@ fn item_cell(j: &Value) -> Value {
     }
 }
 
-fn owner(j: &Value) -> Option<String> {
-    j.get("owner")
-        .or_else(|| j.get("username"))
-        .map(text_of)
-        .filter(|s| !s.is_empty())
+/// Who owns a job: the user, "anonymous" for a job of a server without users (an empty
+/// name), "—" for a job from the command line (no name at all).
+fn owner_cell(j: &Value) -> Value {
+    match j.get("owner").or_else(|| j.get("username")).map(text_of) {
+        Some(name) if !name.is_empty() => cell_text(name),
+        Some(_) => cell_empty("anonymous"),
+        None => cell_empty("—"),
+    }
 }
 
 /// A datalist of the item store for the itemId field, when the handler includes one
@@ -1212,7 +1214,13 @@ mod tests {
         ]});
         let body = page(Kind::Jobs, value, "/admin/notebooks/jobs");
         for h in [
-            "Job ID", "Status", "Item", "Owner", "Start", "End", "Duration",
+            "Job ID",
+            "Status",
+            "Item",
+            "Owner",
+            "Start (UTC)",
+            "End (UTC)",
+            "Duration",
         ] {
             assert!(body.contains(&format!("<th scope=\"col\">{h}</th>")), "{h}");
         }
@@ -1232,7 +1240,7 @@ mod tests {
         assert!(body.contains("<td>ann</td>") && body.contains("<td>joe</td>"));
         assert!(body.contains("1 min 04 s"), "{body}");
         assert!(body.contains("4.0 s so far"), "{body}");
-        assert!(body.contains("2025-11-30 07:19:56 UTC"), "{body}");
+        assert!(body.contains(">2025-11-30 07:19:56</time>"), "{body}");
         // Live: followed by script, refreshed without it.
         assert!(body.contains("<main data-live>"));
         assert!(body.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"));
