@@ -455,11 +455,17 @@ impl Tab<'_> {
             .collect()
     }
 
-    /// Saves a PNG of the whole page.
+    /// Saves a PNG of the page's content (the document's full width, down to the end
+    /// of its body).
     pub fn screenshot(&mut self, path: &Path) {
+        let size = self.eval(
+            "[document.documentElement.scrollWidth, \
+              Math.ceil(document.body.getBoundingClientRect().bottom + window.scrollY) + 16]",
+        );
         let shot = self.call(
             "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true}),
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}}),
         );
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("screenshot data"))
