@@ -354,7 +354,7 @@ fn execute_notebook_works_from_its_form_without_javascript() {
         &state,
         dir.path(),
         "p.ipynb",
-        "print(greeting * 2)",
+        "import time\ntime.sleep(5)\nprint(greeting * 2)",
         "Greeter",
     );
     let srv = Server::start(&state, &[]);
@@ -389,6 +389,24 @@ fn execute_notebook_works_from_its_form_without_javascript() {
     let link = link.as_str().unwrap().to_owned();
     let id = link.rsplit('/').next().unwrap().to_owned();
     assert!(id.starts_with('j'), "{link}");
+    // The job's page while it runs, without script: its <noscript> refresh brings the
+    // end of the run.
+    tab.eval("document.querySelector('#result a').click()");
+    tab.wait_for(
+        &format!("location.pathname.endsWith('/{id}') && document.readyState === 'complete'"),
+        Duration::from_secs(30),
+    )
+    .expect("the job's page");
+    let first = status_text(&mut tab);
+    assert!(
+        matches!(first.as_str(), "SUBMITTED" | "EXECUTING"),
+        "the page must load while the job runs: {first}"
+    );
+    tab.wait_for(
+        "document.querySelector('[data-field=status]').textContent === 'COMPLETED'",
+        LIVE,
+    )
+    .expect("the refreshed page shows COMPLETED");
     let job = srv.wait_job(&id, Some("COMPLETED"), LIVE);
     assert_eq!(job["inputs"]["itemId"], json!(nb), "{job}");
     assert_eq!(
@@ -396,9 +414,6 @@ fn execute_notebook_works_from_its_form_without_javascript() {
         json!({"greeting": "hi"}),
         "{job}"
     );
-    // Without script the page still shows the end of the run (a reload is allowed here).
-    tab.goto(&srv.at(&format!("/notebooks/jobs/{id}")));
-    assert_eq!(status_text(&mut tab), "COMPLETED");
     let out = srv.get(&format!("/notebooks/jobs/{id}/output.ipynb"));
     assert!(out.body.contains("hihi"), "{}", out.body);
 }

@@ -409,6 +409,8 @@ fn cell(key: &str, v: &Value) -> Value {
         }
         Value::Null => cell_empty("null"),
         Value::String(s) if s.is_empty() => cell_empty("(empty)"),
+        // A log, a traceback: its lines kept.
+        Value::String(s) if s.contains('\n') => json!({"kind": "pre", "text": s}),
         Value::Number(_) if is_time_key(key) => match int(Some(v)) {
             Some(ms) if ms > 0 => cell_time(Some(ms)),
             _ => cell_text(text_of(v)),
@@ -1492,6 +1494,19 @@ mod tests {
         assert_eq!(url_path("https://h/admin"), "/admin");
         assert_eq!(url_path("https://h"), "/");
         assert_eq!(url_path("/admin"), "/admin");
+    }
+
+    #[test]
+    fn multi_line_text_keeps_its_lines() {
+        let body = page(
+            Kind::Resource,
+            json!({"jobId": "j1", "log": "line one\n<line two>\n"}),
+            "/admin/notebooks/jobs/j1/log",
+        );
+        assert!(
+            body.contains("<td><pre>line one\n&lt;line two&gt;\n</pre></td>"),
+            "{body}"
+        );
     }
 
     #[test]
