@@ -676,8 +676,34 @@ fn sigterm_drains_finishing_or_cancelling_running_jobs() {
     srv.wait_job(&short, Some("EXECUTING"), Duration::from_secs(60));
     srv.wait_job(&long, Some("EXECUTING"), Duration::from_secs(60));
     let kernels = kernels_of(srv.pid());
+    // A client watching the long job's events must not hold the server up.
+    let events_url = srv.at(&format!("/notebooks/jobs/{long}/events"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(100))
+                .build()
+                .unwrap();
+            let mut resp = client.get(&events_url).send().await.unwrap();
+            let mut text = String::new();
+            let _ = tx.send(());
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     srv.signal(libc::SIGTERM);
     let status = srv.wait_exit(Duration::from_secs(60));
+    let seen = watcher.join().unwrap();
+    assert!(seen.contains("EXECUTING"), "{seen}");
     assert_eq!(status.code(), Some(0), "{}", srv.log());
     let s = job_show(&state, &short);
     assert_eq!(s["status"], "COMPLETED", "{s}");
@@ -779,4 +805,297 @@ fn serve_runs_jobs_through_a_gateway() {
     assert!(all_stdout(&nb).contains("x is remote"), "{nb}");
     drop(srv);
     gw.assert_no_kernels();
+}
+
+#[test]
+fn items_add_list_rm_and_serve_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let nb = param_nb(dir.path());
+    let out = nbexec()
+        .args(["items", "add"])
+        .arg(&nb)
+        .args([
+            "--title",
+            "My <b>report</b>",
+            "--owner",
+            "alice",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    assert!(
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{id}"
+    );
+    let rec = item_record(&state, &id);
+    assert_eq!(rec["id"], json!(id));
+    assert_eq!(rec["title"], "My <b>report</b>");
+    assert_eq!(rec["owner"], "alice");
+    assert_eq!(rec["type"], "Notebook");
+    assert_eq!(item_notebook(&state, &id), read_nb(&nb));
+    let list = nbexec()
+        .args(["items", "list", "--json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], json!(id));
+    // Not a notebook: refused, nothing added.
+    let bad = dir.path().join("bad.ipynb");
+    std::fs::write(&bad, "not json").unwrap();
+    let out = nbexec()
+        .args(["items", "add"])
+        .arg(&bad)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    // rm, and rm of an unknown id.
+    let rm = nbexec()
+        .args(["items", "rm", &id, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert!(!state.join("items").join(&id).exists());
+    let rm = nbexec()
+        .args(["items", "rm", &id, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(rm.status.code(), Some(2));
+    assert!(
+        stderr(&rm).starts_with("error: no such item"),
+        "{}",
+        stderr(&rm)
+    );
+
+    // serve --item adds at start-up and says the id.
+    let srv = Server::start(&state, &["--item", nb.to_str().unwrap(), "--workers", "1"]);
+    let log = srv.log();
+    let new_id = log
+        .lines()
+        .find_map(|l| l.strip_prefix("nbexec serve: item "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{log}"))
+        .to_owned();
+    assert!(
+        state
+            .join("items")
+            .join(&new_id)
+            .join("notebook.ipynb")
+            .is_file()
+    );
+    // A notebook that cannot be added stops the start with one line.
+    let out = nbexec()
+        .args(["serve", "--bind", "127.0.0.1:0", "--item"])
+        .arg(&bad)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_bind_without_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = nbexec()
+        .args(["serve", "--bind", "0.0.0.0:0", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: refusing to listen on 0.0.0.0:0"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn max_queue_zero_still_runs_on_idle_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1", "--max-queue", "0"]);
+    let first = srv.execute(&item, &json!({"secs": 3}), &[]);
+    srv.wait_job(&first, Some("EXECUTING"), Duration::from_secs(60));
+    // The one worker is busy and nothing may wait: refused.
+    let a = srv.post_form(
+        "/notebooks/executeNotebook",
+        &[("itemId", &item), ("f", "json")],
+    );
+    assert_error_shape(&a, 503, 503);
+    assert_eq!(
+        srv.wait_job(&first, None, Duration::from_secs(60))["status"],
+        "COMPLETED"
+    );
+    // Idle again: accepted.
+    let second = srv.execute(&item, &json!({}), &[]);
+    assert_eq!(
+        srv.wait_job(&second, None, Duration::from_secs(60))["status"],
+        "COMPLETED"
+    );
+    assert_eq!(job_list(&srv.state).len(), 2);
+}
+
+#[test]
+fn an_older_registry_gains_the_server_columns_and_still_lists() {
+    // A registry as nbexec wrote it before `serve` (no username, no kind).
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let conn = rusqlite::Connection::open(state.join("jobs.sqlite3")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, submitted INTEGER NOT NULL,
+             start_time INTEGER NOT NULL DEFAULT 0, end_time INTEGER NOT NULL DEFAULT 0, pid INTEGER,
+             pid_start TEXT, inputs TEXT NOT NULL, messages TEXT NOT NULL DEFAULT '[]',
+             results TEXT NOT NULL DEFAULT '{}', exit_code INTEGER);
+             INSERT INTO jobs (id, status, submitted, start_time, end_time, inputs, exit_code)
+             VALUES ('jold', 'COMPLETED', 1, 1, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+                     '{\"itemId\":\"/x.ipynb\"}', 0);",
+        )
+        .unwrap();
+    }
+    let jobs = job_list(&state);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["jobId"], "jold");
+    let shown = job_show(&state, "jold");
+    assert_eq!(shown["status"], "COMPLETED");
+    assert!(shown.get("username").is_none(), "{shown}");
+    // And a server on it records its jobs with their owner.
+    let item = add_item(&state, &param_nb(dir.path()));
+    let srv = Server::start(&state, &["--workers", "1"]);
+    let id = srv.execute(&item, &json!({}), &[]);
+    let job = srv.wait_job(&id, None, Duration::from_secs(60));
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    assert_eq!(job["username"], "");
+    assert_eq!(
+        srv.get("/notebooks/jobs?f=json").json()["asyncNotebookJobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn files_of_pruned_jobs_are_swept_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let state = srv.state.clone();
+    let id = srv.execute(&item, &json!({}), &[]);
+    srv.wait_job(&id, None, Duration::from_secs(60));
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(60)).code(), Some(0));
+    drop(srv);
+    let job_dir = state.join("serve").join(&id);
+    assert!(job_dir.join("output.ipynb").is_file());
+    let (code, text) = jobs_cmd(&state, &["prune", "--older-than", "0s"]);
+    assert_eq!(code, Some(0), "{text}");
+    // Young directories are left alone (a submission writes its own before its
+    // record); this one is made an hour old.
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let f = std::fs::File::open(&job_dir).unwrap();
+    f.set_modified(old).unwrap();
+    let srv = Server::start(&state, &["--workers", "1"]);
+    assert!(!job_dir.exists(), "{}", srv.log());
+    assert!(!state.join("logs").join(format!("{id}.log")).exists());
+}
+
+#[test]
+fn a_warm_kernel_that_died_idle_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1"]);
+    let first = srv.execute(&item, &json!({}), &[]);
+    assert_eq!(
+        srv.wait_job(&first, None, Duration::from_secs(60))["status"],
+        "COMPLETED"
+    );
+    // The next kernel is warming; once its run's kernel is gone it is the only one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let warm = loop {
+        let k = kernels_of(srv.pid());
+        if k.len() == 1 {
+            break k[0];
+        }
+        assert!(std::time::Instant::now() < deadline, "kernels: {k:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let it finish starting, then kill it behind the server's back.
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill(2) on a kernel process this test's server started.
+    unsafe {
+        libc::kill(warm, libc::SIGKILL);
+    }
+    assert_pid_gone(warm);
+    let second = srv.execute(&item, &json!({"x": "fresh kernel"}), &[]);
+    let job = srv.wait_job(&second, None, Duration::from_secs(60));
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+}
+
+#[test]
+fn base_path_timeout_json_body_and_unknown_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, item) = server_with_item(dir.path(), &["--workers", "1", "--base-path", "arcgis/"]);
+    assert!(srv.url.ends_with("/arcgis/admin"), "{}", srv.url);
+    assert_eq!(srv.get("?f=json").json()["currentVersion"], "11.4");
+    // Without the base path there is nothing.
+    let bare = srv.get_url(&format!(
+        "{}/admin?f=json",
+        srv.url.trim_end_matches("/arcgis/admin")
+    ));
+    assert_error_shape(&bare, 404, 404);
+    // A JSON body with typed fields; executionTimeoutInMinutes stops a long run;
+    // an unknown field is ignored and named on stderr.
+    let a = srv.post_json(
+        "/notebooks/executeNotebook",
+        &json!({"itemId": item, "notebookParameters": {"secs": 60}, "updatePortalItem": false,
+                "executionTimeoutInMinutes": 0.05, "someFutureField": 1, "f": "json"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v = a.json();
+    let id = v["jobId"].as_str().unwrap();
+    assert_eq!(
+        v["jobUrl"],
+        json!(format!("{}/notebooks/jobs/{id}", srv.url))
+    );
+    let job = srv.wait_job(id, None, Duration::from_secs(60));
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["messages"].to_string().contains("time limit"), "{job}");
+    assert_eq!(job["results"]["exitCode"], json!(124));
+    assert_eq!(job["inputs"]["executionTimeoutInMinutes"], json!(0.05));
+    assert!(srv.log().contains("someFutureField"), "{}", srv.log());
+    // A bad timeout is refused.
+    let a = srv.post_form(
+        "/notebooks/executeNotebook",
+        &[
+            ("itemId", &item),
+            ("executionTimeoutInMinutes", "soon"),
+            ("f", "json"),
+        ],
+    );
+    let v = assert_error_shape(&a, 400, 400);
+    assert!(
+        v["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("executionTimeoutInMinutes"),
+        "{v}"
+    );
 }
