@@ -4,9 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::chromium::load;
 use common::*;
 use serde_json::Value;
 
@@ -384,114 +384,7 @@ fn run_report_on_success_hides_input_when_asked() {
     assert!(page.contains("<title>ok.ipynb</title>"));
 }
 
-// ---- Headless Chromium -------------------------------------------------------------
-
-fn chromium() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("chromium"))
-        .find(|p| p.exists());
-    found.expect("no `chromium` on PATH: scripts/chromium.sh installs it (scripts/test.sh runs it)")
-}
-
-struct Loaded {
-    /// Console messages (CSP violations included).
-    console: Vec<String>,
-    /// URLs the page itself requested (the browser's own background traffic excluded).
-    requests: Vec<String>,
-    dom: String,
-}
-
-/// Loads `page` in headless Chromium, host names unresolvable (nothing leaves the
-/// machine), with a net log; `screenshot` also saves a PNG.
-fn load(page: &Path, screenshot: Option<&Path>) -> Loaded {
-    let profile = tempfile::tempdir().unwrap();
-    let netlog = profile.path().join("net.json");
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--window-size=1200,1600",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .arg(format!("--log-net-log={}", netlog.display()));
-    match screenshot {
-        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    cmd.arg(format!("file://{}", page.display()));
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let started = Instant::now();
-    let (out, err) = {
-        let mut so = child.stdout.take().unwrap();
-        let mut se = child.stderr.take().unwrap();
-        let t1 = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut so, &mut v).ok();
-            v
-        });
-        let t2 = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut se, &mut v).ok();
-            v
-        });
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(90) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chromium did not finish within 90 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (t1.join().unwrap(), t2.join().unwrap())
-    };
-    let err = String::from_utf8_lossy(&err);
-    let console = err
-        .lines()
-        .filter(|l| l.contains(":CONSOLE"))
-        .map(str::to_owned)
-        .collect();
-    let log: Value =
-        serde_json::from_str(&std::fs::read_to_string(&netlog).expect("net log written"))
-            .expect("net log is JSON");
-    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-        .as_u64()
-        .expect("event type");
-    let requests = log["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"].as_u64() == Some(start_job))
-        .filter(|e| {
-            e["params"]["initiator"]
-                .as_str()
-                .is_some_and(|i| i != "not an origin")
-        })
-        .filter_map(|e| e["params"]["url"].as_str().map(str::to_owned))
-        .collect();
-    Loaded {
-        console,
-        requests,
-        dom: String::from_utf8_lossy(&out).into_owned(),
-    }
-}
+// ---- Headless Chromium (tests/common/chromium.rs) ----------------------------------
 
 #[test]
 fn chromium_detects_requests_and_console_errors() {

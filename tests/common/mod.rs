@@ -2,6 +2,8 @@
 //! notebooks in temporary directories, with the project's own Python kernel.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -1060,6 +1062,21 @@ pub fn add_item(state: &Path, nb: &Path) -> String {
         .args(["items", "add"])
         .arg(nb)
         .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("nbexec items add runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    id
+}
+
+/// `nbexec items add NB --title TITLE --state-dir STATE`: the new item's id.
+pub fn add_item_titled(state: &Path, nb: &Path, title: &str) -> String {
+    let out = nbexec()
+        .args(["items", "add"])
+        .arg(nb)
+        .args(["--title", title, "--state-dir"])
         .arg(state)
         .output()
         .expect("nbexec items add runs");

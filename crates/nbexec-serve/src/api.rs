@@ -287,6 +287,12 @@ pub fn answer(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
+            // The pages' policy as a header too: only there does `frame-ancestors`
+            // (no framing of the Cancel and Execute forms) take effect.
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(crate::html::csp()),
+            );
             resp
         }
     }

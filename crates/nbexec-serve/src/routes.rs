@@ -100,8 +100,17 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
         if item_id.is_empty() {
             if req.method == axum::http::Method::GET && req.format()? == api::Format::Html {
                 // The operation's page: a form (html only).
+                // The item store's notebooks the caller may run, offered in the form.
+                let items: Vec<Value> = st
+                    .items
+                    .list()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|i| who.may_access(Some(&i.owner)) || i.owner.is_empty())
+                    .map(|i| json!({"id": i.id, "title": i.title}))
+                    .collect();
                 return Ok(
-                    json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..6]}),
+                    json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..6], "items": items}),
                 );
             }
             return Err(ApiError::bad_request(vec!["itemId: required".into()]));
@@ -188,12 +197,33 @@ async fn jobs_list(State(st): State<AppState>, req: Req) -> Response {
             .filter(|j| who.may_access(j.username.as_deref()))
             .skip(start - 1)
             .take(num)
-            .map(|j| j.summary_json())
+            .map(|j| listed(&st, j))
             .collect();
         Ok(json!({"asyncNotebookJobs": visible}))
     }
     .await;
     answer(&st, &req, "jobs", r)
+}
+
+/// A job's entry in the list: seed 003's summary, plus the item and the owner (the
+/// jobs page shows them; clients ignore fields they do not know).
+fn listed(st: &AppState, job: &nbexec_runner::jobs::Job) -> Value {
+    let mut v = job.summary_json();
+    with_item(st, job, &mut v);
+    if let Some(user) = &job.username {
+        v["username"] = json!(user);
+    }
+    v
+}
+
+/// Adds the job's `itemId` and, while the item exists, its `itemTitle`.
+fn with_item(st: &AppState, job: &nbexec_runner::jobs::Job, v: &mut Value) {
+    if let Some(id) = job.inputs.get("itemId").and_then(Value::as_str) {
+        v["itemId"] = json!(id);
+        if let Ok(item) = st.items.get(id) {
+            v["itemTitle"] = json!(item.title);
+        }
+    }
 }
 
 /// The job `id`, if the principal may see it.
@@ -226,6 +256,7 @@ async fn job_detail(State(st): State<AppState>, Path(id): Path<String>, req: Req
 /// A job's detail, with the URLs of its artifacts for a server job.
 fn detail(st: &AppState, req: &Req, job: &nbexec_runner::jobs::Job) -> Value {
     let mut v = job.detail_json();
+    with_item(st, job, &mut v);
     if job.is_server_job() {
         let url = format!("{}/notebooks/jobs/{}", st.root_url(req), job.id);
         if !v["results"].is_object() {
