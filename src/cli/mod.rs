@@ -8,6 +8,7 @@ mod kernels;
 mod progress;
 mod render;
 mod run;
+mod users;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Render an executed notebook as one self-contained HTML page
     Render(render::RenderArgs),
+    /// Manage the users file of `nbexec serve --users` (add, rm, list, hash)
+    Users(users::UsersArgs),
 }
 
 /// Prints `error: …` (one line) to stderr.
@@ -84,6 +87,7 @@ pub fn main() -> i32 {
         Command::Kernels(args) => kernels::main(args),
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
+        Command::Users(args) => users::main(args),
     }
 }
 

@@ -716,3 +716,20 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Out
         stderr,
     })
 }
+
+/// `nbexec users add NAME --role ROLE -f FILE` with `password` on standard input.
+pub fn add_user(file: &Path, name: &str, role: &str, password: &str) -> Output {
+    use std::io::Write;
+    let mut child = nbexec()
+        .args(["users", "add", name, "--role", role, "-f"])
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("waits")
+}

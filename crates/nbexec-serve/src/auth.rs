@@ -59,26 +59,38 @@ impl std::str::FromStr for Role {
     }
 }
 
-/// Who makes a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub name: String,
-    pub role: Role,
+/// Who a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No users are configured and the server is bound to loopback: whoever can
+    /// reach it is its administrator.
+    Anonymous,
+    User {
+        name: String,
+        role: Role,
+    },
 }
 
-/// The name the open (no `--users`) server gives every caller.
-pub const LOCAL_ADMIN: &str = "local";
-
-impl Identity {
-    /// The caller of a server without `--users` (loopback only): an administrator.
-    pub fn local_admin() -> Self {
-        Identity {
-            name: LOCAL_ADMIN.to_owned(),
-            role: Role::Admin,
+impl Principal {
+    /// The name recorded as a job's owner (`""` for anonymous).
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::Anonymous => "",
+            Principal::User { name, .. } => name,
         }
     }
+
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
+        match self {
+            Principal::Anonymous => true,
+            Principal::User { role, .. } => *role == Role::Admin,
+        }
+    }
+
+    /// May this principal see (and cancel, and read the artifacts of) a job owned
+    /// by `owner`? Administrators see all jobs, users only their own (seed 003).
+    pub fn may_access(&self, owner: Option<&str>) -> bool {
+        self.is_admin() || owner == Some(self.name())
     }
 }
 
@@ -260,9 +272,9 @@ impl Users {
     }
 
     /// The user, if `password` is theirs. Takes about as long for an unknown name.
-    pub fn verify(&self, name: &str, password: &str) -> Option<Identity> {
+    pub fn verify(&self, name: &str, password: &str) -> Option<Principal> {
         match self.get(name) {
-            Some(u) if verify_password(password, &u.password_hash) => Some(Identity {
+            Some(u) if verify_password(password, &u.password_hash) => Some(Principal::User {
                 name: u.name.clone(),
                 role: u.role,
             }),
@@ -514,9 +526,9 @@ impl Auth {
     }
 
     /// Who presents `token` (None: no token came with the request).
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthRejection> {
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal, AuthRejection> {
         let Some(store) = &self.users else {
-            return Ok(Identity::local_admin());
+            return Ok(Principal::Anonymous);
         };
         let token = token.ok_or(AuthRejection::TokenRequired)?;
         let name = self
@@ -525,7 +537,7 @@ impl Auth {
             .map_err(|_| AuthRejection::InvalidToken)?;
         let users = store.current();
         let user = users.get(&name).ok_or(AuthRejection::InvalidToken)?;
-        Ok(Identity {
+        Ok(Principal::User {
             name: user.name.clone(),
             role: user.role,
         })
@@ -555,13 +567,12 @@ impl Auth {
         let name = match &self.users {
             // An open server checks nothing: every caller is its administrator anyway.
             None => username.to_owned(),
-            Some(store) => {
-                store
-                    .current()
-                    .verify(username, password)
-                    .ok_or(GenerateTokenError::BadCredentials)?
-                    .name
-            }
+            Some(store) => store
+                .current()
+                .verify(username, password)
+                .ok_or(GenerateTokenError::BadCredentials)?
+                .name()
+                .to_owned(),
         };
         let ttl = Duration::from_secs_f64(minutes * 60.0);
         let expires = now_ms().saturating_add(ttl.as_millis() as i64);
@@ -724,10 +735,10 @@ mod tests {
         );
         let users = Users::load(&path).unwrap();
         assert_eq!(users.users.len(), 2);
-        assert_eq!(users.verify("alice", "pw").unwrap().role, Role::Admin);
+        assert!(users.verify("alice", "pw").unwrap().is_admin());
         assert_eq!(
             users.verify("bob", "x").unwrap(),
-            Identity {
+            Principal::User {
                 name: "bob".into(),
                 role: Role::User
             }
@@ -753,7 +764,7 @@ mod tests {
         assert!(!users.upsert("alice", "two", Role::Admin).unwrap());
         assert_eq!(users.users.len(), 1);
         assert!(users.verify("alice", "one").is_none());
-        assert_eq!(users.verify("alice", "two").unwrap().role, Role::Admin);
+        assert!(users.verify("alice", "two").unwrap().is_admin());
         assert!(users.remove("alice"));
         assert!(!users.remove("alice"));
         assert!(matches!(
@@ -892,7 +903,7 @@ mod tests {
         let who = auth.authenticate(Some(&reply.token)).unwrap();
         assert_eq!(
             who,
-            Identity {
+            Principal::User {
                 name: "alice".into(),
                 role: Role::User
             }
@@ -935,10 +946,10 @@ mod tests {
     }
 
     #[test]
-    fn open_server_treats_everyone_as_local_admin() {
+    fn open_server_treats_everyone_as_anonymous_admin() {
         let auth = Auth::open(false).unwrap();
         assert!(!auth.enabled());
-        assert_eq!(auth.authenticate(None).unwrap(), Identity::local_admin());
+        assert_eq!(auth.authenticate(None).unwrap(), Principal::Anonymous);
         let reply = auth
             .generate_token(Some("anyone"), Some("x"), Some("0.5"))
             .unwrap();
