@@ -3,11 +3,13 @@
 
 mod fmt;
 mod inspect;
+mod items;
 mod jobs;
 mod kernels;
 mod progress;
 mod render;
 mod run;
+mod serve;
 mod users;
 mod validate;
 
@@ -50,6 +52,10 @@ enum Command {
     Render(render::RenderArgs),
     /// Manage the users file of `nbexec serve --users` (add, rm, list, hash)
     Users(users::UsersArgs),
+    /// Serve executeNotebook and the jobs resource over HTTP (ArcGIS Notebook Server's REST API)
+    Serve(Box<serve::ServeArgs>),
+    /// Add, list and remove the notebooks `nbexec serve` runs (the item store)
+    Items(items::ItemsArgs),
 }
 
 /// Prints `error: …` (one line) to stderr.
@@ -88,6 +94,8 @@ pub fn main() -> i32 {
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
         Command::Users(args) => users::main(args),
+        Command::Serve(args) => serve::main(*args),
+        Command::Items(args) => items::main(args),
     }
 }
 

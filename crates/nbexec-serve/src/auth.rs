@@ -23,11 +23,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::Sha256;
+
+use crate::AppState;
+use crate::api::{ApiError, Format, Req, answer};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -525,6 +530,20 @@ impl Auth {
         self.users.is_some()
     }
 
+    /// Whether the users file names `name`.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users
+            .as_ref()
+            .is_some_and(|s| s.current().get(name).is_some())
+    }
+
+    /// Whether `name` is an administrator in the users file.
+    pub fn is_admin_user(&self, name: &str) -> bool {
+        self.users
+            .as_ref()
+            .is_some_and(|s| s.current().get(name).is_some_and(|u| u.role == Role::Admin))
+    }
+
     /// Who presents `token` (None: no token came with the request).
     pub fn authenticate(&self, token: Option<&str>) -> Result<Principal, AuthRejection> {
         let Some(store) = &self.users else {
@@ -608,21 +627,7 @@ pub enum AuthError {
     Random(String),
 }
 
-/// ArcGIS's `{"error":{"code","message","details"}}` body.
-pub fn arcgis_error(code: u16, message: &str, details: &[&str]) -> serde_json::Value {
-    serde_json::json!({"error": {"code": code, "message": message, "details": details}})
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// A request refused for want of a valid token, or of the right to the resource.
+/// A request refused for want of a valid token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthRejection {
     /// No token: HTTP 401, code 499 `Token Required`.
@@ -630,47 +635,22 @@ pub enum AuthRejection {
     /// A token that is not this server's, altered, expired, or of a removed user:
     /// HTTP 401, code 498 `Invalid token.`.
     InvalidToken,
-    /// A valid token without the right (another user's job): HTTP 403, code 403.
-    Forbidden,
 }
 
-pub const FORBIDDEN_MESSAGE: &str =
-    "You do not have permissions to access this resource or perform this operation.";
-
-impl AuthRejection {
-    pub fn status(self) -> StatusCode {
-        match self {
-            AuthRejection::TokenRequired | AuthRejection::InvalidToken => StatusCode::UNAUTHORIZED,
-            AuthRejection::Forbidden => StatusCode::FORBIDDEN,
-        }
-    }
-    pub fn body(self) -> serde_json::Value {
-        match self {
-            AuthRejection::TokenRequired => arcgis_error(499, "Token Required", &[]),
-            AuthRejection::InvalidToken => arcgis_error(498, "Invalid token.", &[]),
-            AuthRejection::Forbidden => arcgis_error(403, FORBIDDEN_MESSAGE, &[]),
+impl From<AuthRejection> for ApiError {
+    fn from(r: AuthRejection) -> ApiError {
+        match r {
+            AuthRejection::TokenRequired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, 499, "Token Required", Vec::new())
+            }
+            AuthRejection::InvalidToken => {
+                ApiError::new(StatusCode::UNAUTHORIZED, 498, "Invalid token.", Vec::new())
+            }
         }
     }
 }
 
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        let mut response = json_response(self.status(), &self.body());
-        let challenge = match self {
-            AuthRejection::TokenRequired => Some("Bearer realm=\"nbexec\""),
-            AuthRejection::InvalidToken => Some("Bearer realm=\"nbexec\", error=\"invalid_token\""),
-            AuthRejection::Forbidden => None,
-        };
-        if let Some(c) = challenge {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
-        }
-        response
-    }
-}
-
-/// Why generateToken refused. ArcGIS's texts; HTTP 400.
+/// Why generateToken refused: HTTP 400 with ArcGIS's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenerateTokenError {
     MissingCredentials,
@@ -679,31 +659,100 @@ pub enum GenerateTokenError {
     Internal,
 }
 
-impl GenerateTokenError {
-    pub fn body(self) -> serde_json::Value {
-        let detail = match self {
-            GenerateTokenError::MissingCredentials => "username and password are required.",
-            GenerateTokenError::BadCredentials => "Invalid username or password.",
-            GenerateTokenError::BadExpiration => "expiration must be a positive number of minutes.",
-            GenerateTokenError::Internal => "The server could not make a token.",
+impl From<GenerateTokenError> for ApiError {
+    fn from(e: GenerateTokenError) -> ApiError {
+        let (status, detail) = match e {
+            GenerateTokenError::MissingCredentials => (
+                StatusCode::BAD_REQUEST,
+                "username and password are required.",
+            ),
+            GenerateTokenError::BadCredentials => {
+                (StatusCode::BAD_REQUEST, "Invalid username or password.")
+            }
+            GenerateTokenError::BadExpiration => (
+                StatusCode::BAD_REQUEST,
+                "expiration must be a positive number of minutes.",
+            ),
+            GenerateTokenError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not make a token.",
+            ),
         };
-        arcgis_error(400, "Unable to generate token.", &[detail])
+        ApiError::new(
+            status,
+            400,
+            "Unable to generate token.",
+            vec![detail.to_owned()],
+        )
     }
 }
 
-impl IntoResponse for GenerateTokenError {
-    fn into_response(self) -> Response {
-        let status = match self {
-            GenerateTokenError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        json_response(status, &self.body())
+// ------------------------------------------------------------------------------------
+// The seam every handler calls, and the generateToken operation
+
+/// The token a request carries: `X-Esri-Authorization`, `Authorization`, then the
+/// `token` query or form field.
+pub fn request_token(req: &Req) -> Option<String> {
+    token_from_headers(&req.headers).or_else(|| {
+        req.text("token")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+    })
+}
+
+/// The principal of a request, or the error to answer it with (499 Token Required,
+/// 498 Invalid token).
+pub async fn principal(state: &AppState, req: &Req) -> Result<Principal, ApiError> {
+    Ok(state.auth.authenticate(request_token(req).as_deref())?)
+}
+
+/// The principal if the request has a valid token (or the server is open); `None`
+/// otherwise. For resources that answer anonymous callers too.
+pub fn optional_principal(state: &AppState, req: &Req) -> Option<Principal> {
+    state.auth.authenticate(request_token(req).as_deref()).ok()
+}
+
+/// `generateToken` (`/admin/generateToken`, and `/portal/sharing/rest/generateToken`
+/// with `--portal`): `username`, `password`, `expiration` (minutes), `f` →
+/// `{"token","expires","ssl"}`. POST only: a password does not belong in a URL.
+pub async fn generate_token(State(st): State<AppState>, req: Req) -> Response {
+    let r = async {
+        let username = req.text("username");
+        let password = req.text("password");
+        if req.method != Method::POST {
+            if username.is_none() && password.is_none() && req.format()? == Format::Html {
+                // The operation's page: a form (html only).
+                return Ok(json!({"operation": "generateToken",
+                                 "parameters": ["username", "password", "expiration"]}));
+            }
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                405,
+                "Unable to generate token.",
+                vec!["generateToken takes POST (credentials do not belong in a URL).".into()],
+            ));
+        }
+        let expiration = req.text("expiration");
+        let state = st.clone();
+        let reply = tokio::task::spawn_blocking(move || {
+            state.auth.generate_token(
+                username.as_deref(),
+                password.as_deref(),
+                expiration.as_deref(),
+            )
+        })
+        .await
+        .map_err(|_| ApiError::from(GenerateTokenError::Internal))??;
+        Ok(json!({"token": reply.token, "expires": reply.expires, "ssl": reply.ssl}))
     }
+    .await;
+    answer(&st, &req, "generateToken", r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn users_file(dir: &Path, entries: &[(&str, &str, Role)]) -> PathBuf {
         let mut users = Users::default();
@@ -959,18 +1008,23 @@ mod tests {
 
     #[test]
     fn rejection_bodies_are_arcgis_texts() {
+        let e = ApiError::from(AuthRejection::TokenRequired);
+        assert_eq!(e.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
-            AuthRejection::TokenRequired.body().to_string(),
+            e.body.to_string(),
             r#"{"error":{"code":499,"message":"Token Required","details":[]}}"#
         );
+        let e = ApiError::from(AuthRejection::InvalidToken);
+        assert_eq!(e.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
-            AuthRejection::InvalidToken.body().to_string(),
+            e.body.to_string(),
             r#"{"error":{"code":498,"message":"Invalid token.","details":[]}}"#
         );
+        let e = ApiError::from(GenerateTokenError::BadCredentials);
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(
-            AuthRejection::InvalidToken.status(),
-            StatusCode::UNAUTHORIZED
+            e.body.to_string(),
+            r#"{"error":{"code":400,"message":"Unable to generate token.","details":["Invalid username or password."]}}"#
         );
-        assert_eq!(AuthRejection::Forbidden.status(), StatusCode::FORBIDDEN);
     }
 }

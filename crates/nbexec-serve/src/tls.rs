@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -184,7 +183,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then stops accepting
 /// and waits for open connections to finish (as `axum::serve(..).with_graceful_shutdown`).
-/// Handlers can read the peer's address with `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     tls: &Tls,
@@ -195,7 +193,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) if is_connection_error(&e) => continue,
@@ -219,8 +217,7 @@ pub async fn serve(
             };
             let hyper_service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let req = req.map(axum::body::Body::new);
                     let app = app.clone();
                     async move {
                         use tower::ServiceExt;
