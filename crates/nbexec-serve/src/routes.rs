@@ -409,24 +409,31 @@ async fn job_events(State(st): State<AppState>, Path(id): Path<String>, req: Req
                 return None;
             }
             let r = rx.as_mut()?;
-            loop {
-                tokio::select! {
-                    msg = r.recv() => match msg {
-                        Ok(ev) => {
-                            let finished = ev.name == "status"
-                                && ev.data["status"].as_str().and_then(nbexec_runner::jobs::JobStatus::parse).is_some_and(|s| s.is_finished());
-                            let out = Event::default().event(ev.name).data(ev.data.to_string());
-                            return Some((Ok(out), (None, rx, shutdown, finished)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let out = Event::default().event("lagged").data(json!({"missed": n}).to_string());
-                            return Some((Ok(out), (None, rx, shutdown, false)));
-                        }
-                        Err(_) => return None,
-                    },
-                    _ = shutdown.changed() => return None,
+            let msg = tokio::select! {
+                msg = r.recv() => msg,
+                _ = shutdown.changed() => return None,
+            };
+            let (out, finished) = match msg {
+                Ok(ev) => {
+                    let finished = ev.name == "status"
+                        && ev.data["status"]
+                            .as_str()
+                            .and_then(nbexec_runner::jobs::JobStatus::parse)
+                            .is_some_and(|s| s.is_finished());
+                    (
+                        Event::default().event(ev.name).data(ev.data.to_string()),
+                        finished,
+                    )
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => (
+                    Event::default()
+                        .event("lagged")
+                        .data(json!({"missed": n}).to_string()),
+                    false,
+                ),
+                Err(_) => return None,
+            };
+            Some((Ok(out), (None, rx, shutdown, finished)))
         },
     );
     Sse::new(stream)
@@ -616,6 +623,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
     let local_addr = listener.local_addr()?;
     let queue = Arc::new(queue::Queue::new(config.clone()));
     let requeued = queue.recover()?;
+    queue.sweep();
     if requeued > 0 {
         eprintln!("nbexec serve: {requeued} job(s) left queued by a stopped server re-queued");
     }
@@ -643,13 +651,13 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        let _ = stop_tx.send(true);
+        stop_tx.send_replace(true);
     });
     let q = Arc::clone(&state.queue);
     let shutdown = async move {
         let _ = stop_rx.wait_for(|s| *s).await;
         // Live event streams end now, or the connections would keep the server up.
-        let _ = q.shutdown.send(true);
+        q.shutdown.send_replace(true);
     };
     match &tls {
         Some(tls) => crate::tls::serve(listener, tls, app, shutdown).await?,
