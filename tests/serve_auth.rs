@@ -396,8 +396,8 @@ fn users_see_and_touch_only_their_own_jobs_and_admins_all() {
             .map(|j| j["jobId"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(listed(&alice), [job_a.clone()]);
-    assert_eq!(listed(&bob), [job_b.clone()]);
+    assert_eq!(listed(&alice), vec![job_a.clone()]);
+    assert_eq!(listed(&bob), vec![job_b.clone()]);
     let all = listed(&root);
     assert!(all.contains(&job_a) && all.contains(&job_b), "{all:?}");
     // The 10.x aliases follow the same rule.
@@ -446,7 +446,7 @@ fn users_see_and_touch_only_their_own_jobs_and_admins_all() {
     // Bob's deleteAll removes only bob's finished jobs.
     let a = post_as(&srv, "/system/jobs/deleteAll", &bob, &[("f", "json")]);
     assert_eq!(a.json()["deleted"], 1, "{}", a.body);
-    assert_eq!(listed(&root), [job_a.clone()]);
+    assert_eq!(listed(&root), vec![job_a.clone()]);
     assert!(!srv.log().contains(&alice), "{}", srv.log());
 }
 
