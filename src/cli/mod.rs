@@ -10,6 +10,7 @@ mod progress;
 mod render;
 mod run;
 mod serve;
+mod users;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Render an executed notebook as one self-contained HTML page
     Render(render::RenderArgs),
+    /// Manage the users file of `nbexec serve --users` (add, rm, list, hash)
+    Users(users::UsersArgs),
     /// Serve executeNotebook and the jobs resource over HTTP (ArcGIS Notebook Server's REST API)
     Serve(Box<serve::ServeArgs>),
     /// Add, list and remove the notebooks `nbexec serve` runs (the item store)
@@ -90,6 +93,7 @@ pub fn main() -> i32 {
         Command::Kernels(args) => kernels::main(args),
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
+        Command::Users(args) => users::main(args),
         Command::Serve(args) => serve::main(*args),
         Command::Items(args) => items::main(args),
     }

@@ -36,6 +36,28 @@ pub struct ServeArgs {
     /// JUPYTER_GATEWAY_* environment is read as for `nbexec run --gateway-url`)
     #[arg(long = "gateway-url", value_name = "URL")]
     gateway_url: Option<String>,
+    /// The users file (`nbexec users add`): every request then needs a token from
+    /// generateToken; required to listen on anything but loopback
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key
+    #[arg(
+        long = "tls-cert",
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate made at start-up (its SHA-256 fingerprint is printed)
+    #[arg(long = "tls-self-signed")]
+    tls_self_signed: bool,
+    /// Also answer the portal routes the ArcGIS Python API needs (/portal/sharing/rest/…),
+    /// so `arcgis.gis.GIS(<server>/portal, …)` can submit and watch notebook jobs
+    #[arg(long)]
+    portal: bool,
     /// Where the job registry lives (default: $NBEXEC_STATE_DIR, $XDG_STATE_HOME/nbexec, ~/.local/state/nbexec)
     #[arg(long = "state-dir", value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -72,13 +94,27 @@ pub fn main(args: ServeArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    if !args.bind.ip().is_loopback() {
+    if args.users.is_none() && !args.bind.ip().is_loopback() {
         error_line(format!(
-            "refusing to listen on {}: without users configured, nbexec serve binds only to loopback",
+            "refusing to listen on {}: without --users, nbexec serve binds only to loopback",
             args.bind
         ));
         return EXIT_USAGE;
     }
+    config.users = args.users;
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(nbexec_serve::tls::TlsSource::Files { cert, key }),
+        _ if args.tls_self_signed => Some(nbexec_serve::tls::TlsSource::SelfSigned {
+            hosts: vec![args.bind.ip().to_string()],
+        }),
+        _ => None,
+    };
+    config.portal = args.portal;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     config.gateway = match nbexec_gateway::GatewayConfig::from_env(args.gateway_url.as_deref()) {
         Ok(g) => g,
         Err(e) => {
@@ -100,7 +136,10 @@ pub fn main(args: ServeArgs) -> i32 {
     let result = runtime.block_on(nbexec_serve::serve(config, |addr| {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "nbexec serve: listening on http://{addr}{base}/admin");
+        let _ = writeln!(
+            out,
+            "nbexec serve: listening on {scheme}://{addr}{base}/admin"
+        );
         let _ = out.flush();
     }));
     match result {

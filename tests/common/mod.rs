@@ -719,6 +719,23 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Out
     })
 }
 
+/// `nbexec users add NAME --role ROLE -f FILE` with `password` on standard input.
+pub fn add_user(file: &Path, name: &str, role: &str, password: &str) -> Output {
+    use std::io::Write;
+    let mut child = nbexec()
+        .args(["users", "add", name, "--role", role, "-f"])
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("waits")
+}
+
 /// A running `nbexec serve --bind 127.0.0.1:0` with its own state directory, stopped
 /// (SIGKILL, then reaped) when dropped. Requests go through a real HTTP client.
 pub struct Server {
@@ -1039,6 +1056,128 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// One HTTPS request to a loopback server with a self-signed certificate, on rustls
+/// with the ring provider; any certificate is accepted and the one served is returned.
+/// `url` is `https://127.0.0.1:PORT/path?query`. (reqwest here has no TLS: giving it
+/// rustls would change the features of the client inside the binary under test.)
+pub fn https_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String, Vec<u8>)> {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug)]
+    struct AnyCert(Arc<rustls::crypto::CryptoProvider>, Arc<Mutex<Vec<u8>>>);
+    impl rustls::client::danger::ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            *self.1.lock().unwrap() = end_entity.to_vec();
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    let rest = url.strip_prefix("https://").expect("an https URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider, seen.clone())))
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let tcp = std::net::TcpStream::connect(authority)?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        if path.is_empty() { "/" } else { path },
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes())?;
+    tls.write_all(body.as_bytes())?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A server that closes without close_notify: what arrived is the answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => return Err(e),
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_owned()
+    };
+    let cert = seen.lock().unwrap().clone();
+    Ok((status, body, cert))
 }
 
 /// `application/x-www-form-urlencoded` encoding of one key or value.

@@ -47,6 +47,13 @@ pub struct Config {
     pub base_path: String,
     /// Run the kernels behind this Jupyter gateway instead of locally.
     pub gateway: Option<nbexec_gateway::GatewayConfig>,
+    /// The users file (`--users`): without it every caller is the anonymous
+    /// administrator, and only a loopback bind is allowed.
+    pub users: Option<PathBuf>,
+    /// HTTPS (`--tls-cert/--tls-key` or `--tls-self-signed`); plain HTTP without it.
+    pub tls: Option<tls::TlsSource>,
+    /// Answer the portal routes the ArcGIS Python API needs (`--portal`).
+    pub portal: bool,
 }
 
 impl Config {
@@ -63,6 +70,9 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             base_path: String::new(),
             gateway: None,
+            users: None,
+            tls: None,
+            portal: false,
         }
     }
 }
@@ -91,8 +101,10 @@ pub struct Inner {
     pub items: ItemStore,
     /// The address actually bound (the port filled in).
     pub local_addr: SocketAddr,
-    /// `http` (or `https` once TLS is on).
+    /// `http`, or `https` with TLS.
     pub scheme: &'static str,
+    /// Users and tokens.
+    pub auth: auth::Auth,
     pub(crate) queue: Arc<queue::Queue>,
 }
 

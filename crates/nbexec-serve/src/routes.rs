@@ -509,6 +509,10 @@ fn admin_routes() -> Router<AppState> {
             "/admin/notebooks/jobs/{id}",
             get(job_detail).post(job_detail),
         )
+        .route(
+            "/admin/generateToken",
+            get(auth::generate_token).post(auth::generate_token),
+        )
         .route("/admin/system", get(system).post(system))
         .route("/admin/system/jobs", get(jobs_list).post(jobs_list))
         .route("/admin/system/jobs/{id}", get(job_detail).post(job_detail))
@@ -592,6 +596,11 @@ fn router(state: AppState) -> Router {
     } else {
         Router::new().nest(&base, admin)
     };
+    let app = if state.config.portal {
+        app.merge(crate::portal::routes())
+    } else {
+        app
+    };
     let sensitive: Arc<[axum::http::HeaderName]> = Arc::new([
         axum::http::header::AUTHORIZATION,
         axum::http::header::COOKIE,
@@ -621,6 +630,29 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
     }
     nbexec_runner::jobs::JobStore::open(&config.state_dir)
         .map_err(|e| Error::Jobs(e.to_string()))?;
+    if config.users.is_none() && !config.bind.ip().is_loopback() {
+        return Err(Error::Config(format!(
+            "refusing to listen on {}: without --users, nbexec serve binds only to loopback",
+            config.bind
+        )));
+    }
+    let tls = match &config.tls {
+        Some(source) => Some(crate::tls::load(source).map_err(|e| Error::Config(e.to_string()))?),
+        None => None,
+    };
+    let auth = match &config.users {
+        Some(path) => auth::Auth::with_users(path, tls.is_some()),
+        None => auth::Auth::open(tls.is_some()),
+    }
+    .map_err(|e| Error::Config(e.to_string()))?;
+    if let Some(tls) = &tls {
+        eprintln!("nbexec serve: TLS certificate SHA-256 {}", tls.fingerprint);
+    } else if config.users.is_some() && !config.bind.ip().is_loopback() {
+        eprintln!(
+            "warning: passwords and tokens cross the network in clear text on plain HTTP; \
+             use --tls-cert/--tls-key"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Bind {
@@ -638,7 +670,8 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
         config,
         items,
         local_addr,
-        scheme: "http",
+        scheme: if tls.is_some() { "https" } else { "http" },
+        auth,
         queue,
     }));
     let workers = queue::start_workers(&state);
@@ -665,9 +698,14 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
         // Live event streams end now, or the connections would keep the server up.
         q.shutdown.send_replace(true);
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    match &tls {
+        Some(tls) => crate::tls::serve(listener, tls, app, shutdown).await?,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     queue::drain(&state, workers).await;
     cancels.abort();
     Ok(())
