@@ -9,4 +9,16 @@
 //! * [`webhook`]: webhook receivers, signature checks, replay detection.
 //! * [`notify`]: outbound, signed notifications of a finished job.
 
+pub mod clock;
 pub mod cron;
+pub mod scheduler;
+pub mod store;
+pub mod task;
+pub mod webhook;
+
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use cron::{CronError, CronFields, Dialect, Schedule};
+pub use scheduler::{Fire, Plan, Scheduler};
+pub use store::{ScheduleStore, StoreError};
+pub use task::{RunStatus, Task, TaskRun, TaskState};
+pub use webhook::Receiver;
