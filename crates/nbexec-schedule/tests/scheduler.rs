@@ -76,7 +76,7 @@ fn fire_and_finish(
     let Some(next) = next else { return false };
     s.clock
         .set(chrono::DateTime::from_timestamp_millis(next).unwrap());
-    let fires = s.tick(&store).unwrap();
+    let fires = s.tick(store).unwrap();
     for f in &fires {
         s.run_started(store, &f.run_id, "j").unwrap();
         s.run_finished(
