@@ -8,6 +8,7 @@ mod kernels;
 mod progress;
 mod render;
 mod run;
+mod schedule;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Render an executed notebook as one self-contained HTML page
     Render(render::RenderArgs),
+    /// Schedule notebooks (cron, ArcGIS scheduled tasks); `nbexec serve` runs them
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Prints `error: …` (one line) to stderr.
@@ -84,6 +87,7 @@ pub fn main() -> i32 {
         Command::Kernels(args) => kernels::main(args),
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
+        Command::Schedule(args) => schedule::main(args),
     }
 }
 

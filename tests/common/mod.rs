@@ -716,3 +716,21 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Out
         stderr,
     })
 }
+
+/// `nbexec schedule ARGS --state-dir STATE`: the whole output.
+pub fn schedule_cmd(state: &Path, args: &[&str]) -> Output {
+    nbexec()
+        .arg("schedule")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("nbexec schedule runs")
+}
+
+/// `nbexec schedule ARGS --state-dir STATE -f json`, which must succeed.
+pub fn schedule_json(state: &Path, args: &[&str]) -> Value {
+    let out = schedule_cmd(state, &[args, &["-f", "json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("JSON on stdout")
+}

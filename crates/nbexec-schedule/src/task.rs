@@ -202,7 +202,7 @@ impl Task {
     }
 
     /// The task as ArcGIS's `GET …/tasks/<taskId>` shows it, plus nbexec's fields
-    /// (`timeZone`, `cronDialect`, `nextStart`, `occurrences`, `stateReason`,
+    /// (`timeZone`, `cronDialect`, `nextFireTime`, `occurrences`, `stateReason`,
     /// `notifyUrl`).
     pub fn to_json(&self, now_ms: i64) -> Value {
         let mut parameters = match &self.parameters {
@@ -234,7 +234,7 @@ impl Task {
             "taskState": self.state.as_str(),
             "timeZone": self.time_zone,
             "cronDialect": self.dialect.as_str(),
-            "nextStart": self.next_fire,
+            "nextFireTime": self.next_fire,
             "occurrences": self.occurrences,
             "stateReason": self.state_reason,
             "notifyUrl": self.notify_url,
