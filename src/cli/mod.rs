@@ -3,12 +3,14 @@
 
 mod fmt;
 mod inspect;
+mod items;
 mod jobs;
 mod kernels;
 mod progress;
 mod render;
 mod run;
 mod schedule;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +52,10 @@ enum Command {
     Render(render::RenderArgs),
     /// Schedule notebooks (cron, ArcGIS scheduled tasks); `nbexec serve` runs them
     Schedule(schedule::ScheduleArgs),
+    /// Serve executeNotebook and the jobs resource over HTTP (ArcGIS Notebook Server's REST API)
+    Serve(Box<serve::ServeArgs>),
+    /// Add, list and remove the notebooks `nbexec serve` runs (the item store)
+    Items(items::ItemsArgs),
 }
 
 /// Prints `error: …` (one line) to stderr.
@@ -88,6 +94,8 @@ pub fn main() -> i32 {
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
         Command::Schedule(args) => schedule::main(args),
+        Command::Serve(args) => serve::main(*args),
+        Command::Items(args) => items::main(args),
     }
 }
 
