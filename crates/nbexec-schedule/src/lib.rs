@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod cron;
+pub mod notify;
 pub mod scheduler;
 pub mod store;
 pub mod task;
