@@ -73,7 +73,16 @@ fn schedule_add_stores_arcgis_fields_parameters_and_the_zone() {
     );
     assert_eq!(summer["type"], "ExecuteNotebook");
     assert_eq!(summer["title"], "daily");
-    assert_eq!(summer["itemId"], json!(nb));
+    // The notebook went into the item store, where `nbexec serve` runs it from.
+    let item = summer["itemId"].as_str().unwrap();
+    assert_eq!(item.len(), 32);
+    assert_eq!(
+        common::item_notebook(&state, item),
+        common::read_nb(std::path::Path::new(&nb))
+    );
+    // A task can name an item already there.
+    let again = schedule_json(&state, &["add", item, "--cron", "0 7 * * *"]);
+    assert_eq!(again["itemId"], json!(item));
     assert_eq!(summer["maxOccurrences"], 4);
     assert_eq!(summer["taskState"], "active");
     assert_eq!(summer["active"], true);
@@ -204,4 +213,9 @@ fn schedule_add_refuses_bad_input_with_one_line_and_stores_nothing() {
         );
     }
     assert_eq!(schedule_json(&state, &["list"])["tasks"], json!([]));
+    // No item was added for a task that was refused.
+    let items: Vec<_> = std::fs::read_dir(state.join("items"))
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).collect())
+        .unwrap_or_default();
+    assert!(items.is_empty(), "{items:?}");
 }

@@ -38,9 +38,12 @@ struct Common {
 
 #[derive(Args)]
 struct AddArgs {
-    /// The notebook to run: a path, or a portal item id (32 hexadecimal digits)
+    /// The notebook to run: a path (added to the item store) or an item's id
     #[arg(value_name = "NOTEBOOK")]
     notebook: String,
+    /// The item store (default: <state dir>/items, where `nbexec serve` looks)
+    #[arg(long, value_name = "DIR")]
+    items: Option<PathBuf>,
     /// A POSIX cron expression: minute hour day-of-month month day-of-week (0 or 7 = Sunday)
     #[arg(
         long,
@@ -76,10 +79,7 @@ struct AddArgs {
     /// No run after this time (same forms as --start)
     #[arg(long, value_name = "WHEN")]
     end: Option<String>,
-    /// Where each run writes the executed notebook (`{name}` filled from parameters)
-    #[arg(long, value_name = "PATH", conflicts_with = "update_item")]
-    output: Option<String>,
-    /// Each run overwrites the notebook itself (ArcGIS `updatePortalItem`)
+    /// Each run writes the executed notebook back to the item (ArcGIS `updatePortalItem`)
     #[arg(long = "update-item")]
     update_item: bool,
     /// With --update-item, keep the injected parameters cell in the saved notebook
@@ -362,21 +362,24 @@ fn parse_when(text: &str, zone: &str, what: &str) -> Result<i64, String> {
 }
 
 fn build_task(add: &AddArgs) -> Result<Task, String> {
-    // The notebook: an existing path (stored absolute), else a portal item id.
+    // The notebook: a path (added to the item store once the task checks out), or
+    // the id of an item already there.
     let path = Path::new(&add.notebook);
-    let item_id = if path.is_file() {
-        std::path::absolute(path)
-            .map_err(|e| format!("{}: {e}", add.notebook))?
-            .to_string_lossy()
-            .into_owned()
-    } else if add.notebook.len() == 32 && add.notebook.chars().all(|c| c.is_ascii_hexdigit()) {
-        add.notebook.clone()
-    } else {
-        return Err(format!(
-            "{}: no such notebook (give a notebook path or a 32-digit portal item id)",
-            add.notebook
-        ));
-    };
+    let is_file = path.is_file();
+    let items = items_store(add)?;
+    if !is_file {
+        let looks_like_id =
+            add.notebook.len() == 32 && add.notebook.chars().all(|c| c.is_ascii_hexdigit());
+        if !looks_like_id {
+            return Err(format!(
+                "{}: no such notebook (give a notebook path or the id of an item: `nbexec items list`)",
+                add.notebook
+            ));
+        }
+        items
+            .get(&add.notebook)
+            .map_err(|e| format!("item {}: {e}", add.notebook))?;
+    }
     let (dialect, expr) = match (&add.cron, &add.quartz) {
         (Some(c), None) => (Dialect::Posix, c),
         (None, Some(q)) => (Dialect::Quartz, q),
@@ -406,14 +409,11 @@ fn build_task(add: &AddArgs) -> Result<Task, String> {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    let mut parameters = json!({
+    let parameters = json!({
         "updatePortalItem": add.update_item,
         "saveInjectedParameters": add.save_injected_parameters,
         "notebookParameters": notebook_parameters,
     });
-    if let Some(out) = &add.output {
-        parameters["outputPath"] = Value::String(out.clone());
-    }
     if let Some(url) = &add.notify_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -426,9 +426,9 @@ fn build_task(add: &AddArgs) -> Result<Task, String> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| add.notebook.clone())
     });
-    let task = Task {
+    let mut task = Task {
         id: nbexec_schedule::task::new_id(),
-        item_id,
+        item_id: add.notebook.clone(),
         task_type: nbexec_schedule::task::EXECUTE_NOTEBOOK.into(),
         title,
         user_id: add
@@ -462,5 +462,28 @@ fn build_task(add: &AddArgs) -> Result<Task, String> {
         failures_since: 0,
     };
     task.validate().map_err(|e| e.to_string())?;
+    if is_file {
+        let item = items
+            .add(path, add.title.as_deref(), &task.user_id)
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "item {} added to the item store from {}",
+            item.id,
+            path.display()
+        );
+        task.item_id = item.id;
+    }
     Ok(task)
+}
+
+/// The item store: --items, else `<state dir>/items` (where `nbexec serve` looks).
+fn items_store(add: &AddArgs) -> Result<nbexec_serve::ItemStore, String> {
+    let dir = add.items.clone().unwrap_or_else(|| {
+        add.common
+            .state_dir
+            .clone()
+            .unwrap_or_else(nbexec::jobs::default_state_dir)
+            .join("items")
+    });
+    nbexec_serve::ItemStore::open(&dir).map_err(|e| e.to_string())
 }
