@@ -219,3 +219,254 @@ fn schedule_add_refuses_bad_input_with_one_line_and_stores_nothing() {
         .unwrap_or_default();
     assert!(items.is_empty(), "{items:?}");
 }
+
+// ---- with a server ----
+
+use common::{
+    HookServer, Server, add_item, code, job_output_text, notebook, python_hmac_hex, write_nb,
+};
+use std::time::Duration;
+
+const TASKS: &str = "/portal/sharing/rest/community/users/alice/tasks";
+
+/// A notebook whose parameter `x` is printed.
+fn printing_nb(dir: &std::path::Path) -> std::path::PathBuf {
+    write_nb(
+        dir,
+        "printing.ipynb",
+        &notebook(vec![
+            code("x = 1", &["parameters"]),
+            code("print('x is', x)", &[]),
+        ]),
+    )
+}
+
+/// Polls (bounded) the task's runs until `pred` holds; returns them.
+fn wait_runs(
+    srv: &Server,
+    task: &str,
+    within: Duration,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let a = srv.get_at(&format!("{TASKS}/{task}/runs?f=json"));
+        assert_eq!(a.status, 200, "{}", a.body);
+        let runs = a.json()["runs"].as_array().unwrap().clone();
+        if pred(&runs) {
+            return runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runs after {within:?}: {runs:?}\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serve_runs_a_task_firing_every_few_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let item = add_item(&state, &printing_nb(dir.path()));
+    let hook = HookServer::start(vec![]);
+    let srv = Server::start(&state, &[]);
+    // ArcGIS's createTask form, every 3 seconds (nbexec's `second` field), twice.
+    let a = srv.post_form_at(
+        &format!("{TASKS}/createTask"),
+        &[
+            ("itemId", item.as_str()),
+            ("title", "every three seconds"),
+            ("type", "ExecuteNotebook"),
+            ("second", "*/3"),
+            ("minute", "*"),
+            ("hour", "*"),
+            ("dayOfMonth", "*"),
+            ("month", "*"),
+            ("dayOfWeek", "?"),
+            ("maxOccurrences", "2"),
+            (
+                "parameters",
+                r#"{"notebookParameters": "{\"x\": 42}", "updatePortalItem": false}"#,
+            ),
+            ("notifyUrl", hook.url.as_str()),
+            ("f", "json"),
+        ],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let created = a.json();
+    assert_eq!(created["success"], true, "{created}");
+    let task = created["taskId"].as_str().unwrap().to_owned();
+    let runs = wait_runs(&srv, &task, Duration::from_secs(90), |runs| {
+        runs.iter().filter(|r| r["status"] == "succeeded").count() == 2
+    });
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let mut fire_times = Vec::new();
+    for run in &runs {
+        let job_id = run["jobId"].as_str().unwrap();
+        let job = srv.wait_job(job_id, None, Duration::from_secs(10));
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+        // An ordinary job that says which task and run it is.
+        assert_eq!(job["inputs"]["taskId"], json!(task));
+        assert_eq!(job["inputs"]["runId"], run["runId"]);
+        assert_eq!(job["inputs"]["itemId"], json!(item));
+        assert!(job_output_text(&srv, job_id).contains("x is 42"));
+        let at = run["scheduledTime"].as_i64().unwrap();
+        assert_eq!(at % 3000, 0, "fires on a multiple of 3 s: {at}");
+        fire_times.push(at);
+    }
+    assert_eq!((fire_times[0] - fire_times[1]).abs() % 3000, 0);
+    // maxOccurrences reached: completed, nothing more fires.
+    let t = srv.get_at(&format!("{TASKS}/{task}?f=json")).json();
+    assert_eq!(t["taskState"], "completed", "{t}");
+    assert_eq!(t["active"], false);
+    assert_eq!(t["occurrences"], 2);
+    assert_eq!(
+        t["cronSchedule"],
+        json!({"second":"*/3","minute":"*","hour":"*","dayOfMonth":"*","month":"*","dayOfWeek":"?"})
+    );
+    // Each run's final job was POSTed to the task's notify URL.
+    let posts = hook.wait_for(2, Duration::from_secs(20));
+    assert_eq!(posts.len(), 2);
+    for p in &posts {
+        let sent: Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(sent["status"], "COMPLETED");
+        assert_eq!(sent["inputs"]["taskId"], json!(task));
+    }
+    let _ = python_hmac_hex; // signed only when the server has a secret (none here)
+    assert!(
+        posts
+            .iter()
+            .all(|p| p.header("x-nbexec-signature").is_none())
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let after = wait_runs(&srv, &task, Duration::from_secs(1), |_| true);
+    assert_eq!(after.len(), 2, "completed tasks fire no more: {after:?}");
+}
+
+#[test]
+fn serve_runs_a_task_the_command_line_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let srv = Server::start(&state, &[]);
+    // Added with no request to the server: the server finds it in the shared store.
+    let nb = printing_nb(dir.path());
+    let task = schedule_json(
+        &state,
+        &[
+            "add",
+            nb.to_str().unwrap(),
+            "--cron",
+            "*/2 * * * * *",
+            "-p",
+            "x",
+            "7",
+            "--max-occurrences",
+            "1",
+            "--user",
+            "alice",
+        ],
+    );
+    let id = task["id"].as_str().unwrap();
+    let runs = wait_runs(&srv, id, Duration::from_secs(60), |runs| {
+        runs.iter().any(|r| r["status"] == "succeeded")
+    });
+    let job = runs[0]["jobId"].as_str().unwrap();
+    assert!(job_output_text(&srv, job).contains("x is 7"));
+    let shown = schedule_json(&state, &["show", id]);
+    assert_eq!(shown["taskState"], "completed");
+    assert_eq!(shown["runs"][0]["status"], "succeeded");
+}
+
+#[test]
+fn serve_task_routes_check_input_and_change_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let item = add_item(&state, &printing_nb(dir.path()));
+    let srv = Server::start(&state, &[]);
+    let form = |extra: &[(&'static str, &'static str)]| {
+        let mut f: Vec<(&str, &str)> = vec![
+            ("minute", "0"),
+            ("hour", "6"),
+            ("dayOfMonth", "?"),
+            ("month", "*"),
+            ("dayOfWeek", "2-6"),
+            ("f", "json"),
+        ];
+        f.extend_from_slice(extra);
+        f
+    };
+    let create = |fields: &[(&str, &str)]| srv.post_form_at(&format!("{TASKS}/createTask"), fields);
+    // Missing item, unknown item, a bad field: error shapes, nothing stored.
+    let a = create(&form(&[]));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["error"]["details"], json!(["itemId: required"]));
+    let a = create(&form(&[("itemId", "0123456789abcdef0123456789abcdef")]));
+    assert_eq!(a.status, 404, "{}", a.body);
+    let mut bad = form(&[]);
+    bad.push(("itemId", item.as_str()));
+    bad[1] = ("hour", "25");
+    let a = create(&bad);
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.json()["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("0 25 ? * 2-6")
+    );
+    let a = create(
+        &[
+            form(&[]),
+            vec![("itemId", item.as_str()), ("maxOccurrences", "many")],
+        ]
+        .concat(),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let list = srv.get_at(&format!("{TASKS}?f=json")).json();
+    assert_eq!(list["tasks"], json!([]));
+    assert_eq!(list["nextStart"], -1);
+    // A good one, then update, disable, enable, delete.
+    let a = create(
+        &[
+            form(&[("timeZone", "Europe/Berlin")]),
+            vec![("itemId", item.as_str())],
+        ]
+        .concat(),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let id = a.json()["taskId"].as_str().unwrap().to_owned();
+    let t = srv.get_at(&format!("{TASKS}/{id}?f=json")).json();
+    assert_eq!(t["timeZone"], "Europe/Berlin");
+    assert_eq!(t["cronDialect"], "quartz");
+    assert_eq!(t["taskState"], "active");
+    assert_eq!(t["runIntervalSeconds"], 86400);
+    let a = srv.post_form_at(
+        &format!("{TASKS}/{id}/update"),
+        &[("hour", "7"), ("f", "json")],
+    );
+    assert_eq!(a.json(), json!({"success": true, "taskId": id}));
+    let t = srv.get_at(&format!("{TASKS}/{id}?f=json")).json();
+    assert_eq!(t["cronSchedule"]["hour"], "7");
+    let a = srv.post_form_at(&format!("{TASKS}/{id}/disable"), &[("f", "json")]);
+    assert_eq!(a.json(), json!({"success": true, "taskId": id}));
+    let t = srv.get_at(&format!("{TASKS}/{id}?f=json")).json();
+    assert_eq!(
+        (t["taskState"].as_str(), t["active"].as_bool()),
+        (Some("disabled"), Some(false))
+    );
+    srv.post_form_at(&format!("{TASKS}/{id}/enable"), &[("f", "json")]);
+    let t = srv.get_at(&format!("{TASKS}/{id}?f=json")).json();
+    assert_eq!(t["taskState"], "active");
+    // The HTML page of the resource.
+    let page = srv.get_at(&format!("{TASKS}/{id}"));
+    assert!(page.content_type.starts_with("text/html"), "{page:?}");
+    assert!(page.body.contains(&id));
+    let a = srv.post_form_at(&format!("{TASKS}/{id}/delete"), &[("f", "json")]);
+    assert_eq!(a.json(), json!({"success": true, "taskId": id}));
+    let a = srv.get_at(&format!("{TASKS}/{id}?f=json"));
+    assert_eq!(a.status, 404, "{}", a.body);
+}

@@ -1244,3 +1244,67 @@ pub fn python_hmac_hex(secret: &str, body: &[u8]) -> String {
     );
     String::from_utf8(python(&script, body)).unwrap()
 }
+
+/// `Base64(HMAC-SHA256(secret, body))`, computed by Python (independently of nbexec).
+pub fn python_hmac_b64(secret: &str, body: &[u8]) -> String {
+    let script = format!(
+        "import hmac, hashlib, base64, sys; print(base64.b64encode(hmac.new({secret:?}.encode(), sys.stdin.buffer.read(), hashlib.sha256).digest()).decode(), end='')"
+    );
+    String::from_utf8(python(&script, body)).unwrap()
+}
+
+/// The stdout a server job's executed notebook printed, all cells together.
+pub fn job_output_text(srv: &Server, id: &str) -> String {
+    let a = srv.get(&format!("/notebooks/jobs/{id}/output.ipynb"));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let nb = a.json();
+    nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cell_type"] == "code")
+        .map(|c| stream_text(c, "stdout"))
+        .collect()
+}
+
+impl Server {
+    /// `http://127.0.0.1:PORT` (the server's origin, without `/admin`).
+    pub fn origin(&self) -> String {
+        self.url
+            .split_once("/admin")
+            .map(|(o, _)| o.to_owned())
+            .unwrap_or_else(|| self.url.clone())
+    }
+
+    /// POST a form to a path from the origin (`/portal/…`, `/rest/…`).
+    pub fn post_form_at(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.origin()))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+
+    /// GET a path from the origin.
+    pub fn get_at(&self, path: &str) -> Answer {
+        self.get_url(&format!("{}{path}", self.origin()))
+    }
+
+    /// POST raw bytes with headers to a path from the origin.
+    pub fn post_raw_at(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.origin()))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req)
+    }
+}

@@ -46,9 +46,12 @@ impl Dialect {
     }
 }
 
-/// ArcGIS's `cronSchedule` object: the five fields as given.
+/// ArcGIS's `cronSchedule` object: the five fields as given, plus (an nbexec
+/// extension, Quartz's own first field) an optional `second`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronFields {
+    /// `None`: at second 0 (ArcGIS's five fields).
+    pub second: Option<String>,
     pub minute: String,
     pub hour: String,
     pub day_of_month: String,
@@ -57,16 +60,21 @@ pub struct CronFields {
 }
 
 impl CronFields {
-    /// Splits a five-field string (`"0 6 * * 1-5"`).
+    /// Splits a five-field string (`"0 6 * * 1-5"`), or six fields with seconds
+    /// first (`"*/5 * * * * *"`).
     pub fn split(expr: &str) -> Result<CronFields, CronError> {
-        let parts: Vec<&str> = expr.split_whitespace().collect();
-        if parts.len() != 5 {
-            return Err(CronError(format!(
-                "cron expression {expr:?} has {} fields; expected 5 (minute hour day-of-month month day-of-week)",
-                parts.len()
-            )));
-        }
+        let mut parts: Vec<&str> = expr.split_whitespace().collect();
+        let second = match parts.len() {
+            5 => None,
+            6 => Some(parts.remove(0).to_owned()),
+            n => {
+                return Err(CronError(format!(
+                    "cron expression {expr:?} has {n} fields; expected 5 (minute hour day-of-month month day-of-week), or 6 with seconds first"
+                )));
+            }
+        };
         Ok(CronFields {
+            second,
             minute: parts[0].into(),
             hour: parts[1].into(),
             day_of_month: parts[2].into(),
@@ -75,23 +83,31 @@ impl CronFields {
         })
     }
 
-    /// `"minute hour dayOfMonth month dayOfWeek"`.
+    /// `"minute hour dayOfMonth month dayOfWeek"`, with `second` first when set.
     pub fn expression(&self) -> String {
-        format!(
+        let five = format!(
             "{} {} {} {} {}",
             self.minute, self.hour, self.day_of_month, self.month, self.day_of_week
-        )
+        );
+        match &self.second {
+            Some(s) => format!("{s} {five}"),
+            None => five,
+        }
     }
 
     /// ArcGIS's `cronSchedule` JSON.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "minute": self.minute,
             "hour": self.hour,
             "dayOfMonth": self.day_of_month,
             "month": self.month,
             "dayOfWeek": self.day_of_week,
-        })
+        });
+        if let Some(s) = &self.second {
+            v["second"] = Value::String(s.clone());
+        }
+        v
     }
 }
 
@@ -142,7 +158,9 @@ impl Schedule {
 
     pub fn new(dialect: Dialect, fields: CronFields, tz: Tz) -> Result<Schedule, CronError> {
         let expr = fields.expression();
+        let second = fields.second.clone().unwrap_or_else(|| "0".into());
         for (name, value) in [
+            ("second", &second),
             ("minute", &fields.minute),
             ("hour", &fields.hour),
             ("dayOfMonth", &fields.day_of_month),
@@ -155,6 +173,12 @@ impl Schedule {
                 )));
             }
         }
+        let five = |dow: &str| {
+            format!(
+                "{second} {} {} {} {} {dow}",
+                fields.minute, fields.hour, fields.day_of_month, fields.month
+            )
+        };
         let (pattern, quartz_weekdays) = match dialect {
             Dialect::Posix => {
                 if fields.day_of_month.contains('?') || fields.day_of_week.contains('?') {
@@ -162,21 +186,15 @@ impl Schedule {
                         "cron expression {expr:?}: `?` is Quartz syntax (use --quartz, or `*`)"
                     )));
                 }
-                (expr.clone(), false)
+                (five(&fields.day_of_week), false)
             }
             Dialect::Quartz => match posix_weekdays_to_quartz(&fields.day_of_week) {
-                Some(dow) => (
-                    format!(
-                        "{} {} {} {} {}",
-                        fields.minute, fields.hour, fields.day_of_month, fields.month, dow
-                    ),
-                    true,
-                ),
-                None => (expr.clone(), true),
+                Some(dow) => (five(&dow), true),
+                None => (five(&fields.day_of_week), true),
             },
         };
         let cron = CronParser::builder()
-            .seconds(Seconds::Disallowed)
+            .seconds(Seconds::Required)
             .year(Year::Disallowed)
             .alternative_weekdays(quartz_weekdays)
             .build()
@@ -294,6 +312,14 @@ mod tests {
                 "UTC",
                 "2026-11-27T00:00:00Z",
                 &["2026-11-28T00:00:00Z", "2026-12-05T00:00:00Z"],
+            ),
+            // nbexec's sixth (leading) field: seconds.
+            (
+                Dialect::Posix,
+                "*/20 * * * * *",
+                "UTC",
+                "2026-11-27T10:00:30Z",
+                &["2026-11-27T10:00:40Z", "2026-11-27T10:01:00Z"],
             ),
             // ArcGIS doc example: every minute.
             (

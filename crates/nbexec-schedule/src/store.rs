@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     title TEXT NOT NULL,
     user_id TEXT NOT NULL,
     dialect TEXT NOT NULL,
+    second TEXT,
     minute TEXT NOT NULL,
     hour TEXT NOT NULL,
     day_of_month TEXT NOT NULL,
@@ -166,8 +167,8 @@ impl ScheduleStore {
                 "INSERT INTO tasks (id, item_id, type, title, user_id, dialect, minute, hour,
                  day_of_month, month, day_of_week, time_zone, parameters, max_occurrences,
                  start_date, end_date, created, updated, state, last_start, next_fire,
-                 occurrences, state_reason, notify_url, failures_since)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)",
+                 occurrences, state_reason, notify_url, failures_since, second)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)",
                 params![
                     t.id,
                     t.item_id,
@@ -194,6 +195,7 @@ impl ScheduleStore {
                     t.state_reason,
                     t.notify_url,
                     t.failures_since,
+                    t.cron.second,
                 ],
             )
             .map_err(|e| self.db(e))?;
@@ -209,7 +211,7 @@ impl ScheduleStore {
                  hour=?8, day_of_month=?9, month=?10, day_of_week=?11, time_zone=?12,
                  parameters=?13, max_occurrences=?14, start_date=?15, end_date=?16, updated=?17,
                  state=?18, last_start=?19, next_fire=?20, occurrences=?21, state_reason=?22,
-                 notify_url=?23, failures_since=?24 WHERE id=?1",
+                 notify_url=?23, failures_since=?24, second=?25 WHERE id=?1",
                 params![
                     t.id,
                     t.item_id,
@@ -235,6 +237,7 @@ impl ScheduleStore {
                     t.state_reason,
                     t.notify_url,
                     t.failures_since,
+                    t.cron.second,
                 ],
             )
             .map_err(|e| self.db(e))?;
@@ -256,6 +259,7 @@ impl ScheduleStore {
             user_id: row.get("user_id")?,
             dialect: Dialect::parse(&dialect).unwrap_or(Dialect::Quartz),
             cron: CronFields {
+                second: row.get("second")?,
                 minute: row.get("minute")?,
                 hour: row.get("hour")?,
                 day_of_month: row.get("day_of_month")?,

@@ -54,13 +54,14 @@ async fn system(State(st): State<AppState>, req: Req) -> Response {
 }
 
 /// The fields executeNotebook knows; others are ignored (as ArcGIS does) and logged.
-const EXECUTE_FIELDS: [&str; 8] = [
+const EXECUTE_FIELDS: [&str; 9] = [
     "itemId",
     "notebookParameters",
     "updatePortalItem",
     "saveInjectedParameters",
     "executionTimeoutInMinutes",
     "kernelName",
+    "notifyUrl",
     "f",
     "token",
 ];
@@ -93,7 +94,7 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
             if req.method == axum::http::Method::GET && req.format()? == api::Format::Html {
                 // The operation's page: a form (html only).
                 return Ok(
-                    json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..6]}),
+                    json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..7]}),
                 );
             }
             return Err(ApiError::bad_request(vec!["itemId: required".into()]));
@@ -128,6 +129,7 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
             .text("kernelName")
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
+        let notify_url = crate::tasks::notify_url_field(&req)?;
         let unknown: Vec<&str> = req
             .params
             .keys()
@@ -153,6 +155,9 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
             kernel,
             username: who.name().to_owned(),
             base_revision: item.revision,
+            task_id: String::new(),
+            run_id: String::new(),
+            notify_url,
         };
         let q = Arc::clone(&st.queue);
         let id = tokio::task::spawn_blocking(move || q.submit(request))
@@ -551,6 +556,9 @@ fn router(state: AppState) -> Router {
         axum::http::header::COOKIE,
         axum::http::HeaderName::from_static("x-esri-authorization"),
     ]);
+    let app = app
+        .merge(crate::tasks::routes())
+        .merge(crate::webhooks::routes(&base));
     app.route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)
@@ -595,6 +603,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
         queue,
     }));
     let workers = queue::start_workers(&state);
+    let scheduler = crate::tasks::start_scheduler(&state);
     let app = router(state.clone());
     listening(local_addr);
     let q = Arc::clone(&state.queue);
@@ -621,6 +630,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    scheduler.abort();
     queue::drain(&state, workers).await;
     cancels.abort();
     Ok(())
