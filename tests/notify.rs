@@ -145,3 +145,48 @@ fn run_notify_url_refuses_bad_urls_and_no_record() {
         "error: --notify-url sends the finished job: it cannot go with --no-record"
     );
 }
+
+#[test]
+fn serve_execute_notebook_notify_url_posts_the_final_job() {
+    let hook = HookServer::start(vec![HookAnswer::Status(500)]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let item = common::add_item(&state, &root().join("fixtures/example.ipynb"));
+    let srv = common::Server::start(&state, &[]);
+    // A bad notifyUrl is refused before anything is recorded.
+    let a = srv.post_form(
+        "/notebooks/executeNotebook",
+        &[
+            ("itemId", item.as_str()),
+            ("notifyUrl", "mailto:x"),
+            ("f", "json"),
+        ],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("notifyUrl: "), "{}", a.body);
+    let id = srv.execute(
+        &item,
+        &serde_json::json!({}),
+        &[
+            ("notifyUrl", hook.url.as_str()),
+            ("updatePortalItem", "false"),
+        ],
+    );
+    let posts = hook.wait_for(2, Duration::from_secs(90));
+    assert_eq!(posts.len(), 2, "a 500, then delivered: {}", srv.log());
+    let sent: Value = serde_json::from_slice(&posts[1].body).unwrap();
+    assert_eq!(sent["jobId"], serde_json::json!(id));
+    assert_eq!(sent["status"], "COMPLETED");
+    // The outcome is in the job's messages (added once the POST is done).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let job = srv.job(&id);
+        let messages = job["messages"].to_string();
+        if messages.contains("delivered (HTTP 200, 2 attempts, unsigned)") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -628,7 +628,10 @@ pub(crate) fn start_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>
                     // A panic in one run must not take the worker (or the queue's
                     // bookkeeping) with it.
                     let outcome = tokio::spawn(async move { job.run_job(&id2).await }).await;
-                    crate::tasks::job_ended(&q.config, &id).await;
+                    // Its notification (retried, so slow) and its task run, off
+                    // the worker: the queue moves on.
+                    let (config, ended) = (q.config.clone(), id.clone());
+                    tokio::spawn(async move { crate::tasks::job_ended(&config, &ended).await });
                     if outcome.is_err()
                         && let Ok(store) = JobStore::open(&q.config.state_dir)
                     {
