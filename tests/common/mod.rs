@@ -768,6 +768,11 @@ impl Server {
     /// Starts `nbexec serve --bind 127.0.0.1:0 --state-dir STATE ARGS…` and waits
     /// (bounded) for its first stdout line, the address it listens on.
     pub fn start(state: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(state, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         std::fs::create_dir_all(state).unwrap();
         let stderr_path = state.with_extension(format!(
@@ -783,6 +788,7 @@ impl Server {
             .args(["--bind", "127.0.0.1:0", "--state-dir"])
             .arg(state)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(err)
             .spawn()

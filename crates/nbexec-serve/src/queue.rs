@@ -139,10 +139,22 @@ pub(crate) struct Queue {
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Sender<bool>,
     config: Config,
+    /// Jobs run to their end so far.
+    finished: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Is process `pid` running (not gone, not a zombie)?
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
 }
 
 /// The directory of job `id`.
@@ -208,6 +220,7 @@ impl Queue {
             item_write: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
             config,
+            finished: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -277,7 +290,9 @@ impl Queue {
         if !st.accepting {
             return Err(cleanup(unavailable("the server is shutting down")));
         }
-        if st.waiting.len() >= config.max_queue {
+        // Idle workers take a job at once; beyond them, `max_queue` may wait.
+        let idle = config.workers.max(1).saturating_sub(st.running.len());
+        if st.waiting.len() >= config.max_queue + idle {
             return Err(cleanup(unavailable(&format!(
                 "the queue is full ({} jobs waiting); try again later",
                 st.waiting.len()
@@ -356,9 +371,27 @@ impl Queue {
             tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await })
         };
         let mut warm = lock(&self.warm);
-        let current = warm
-            .remove(&spec.name)
-            .unwrap_or_else(|| start(spec.clone(), launch.clone()));
+        let current = match warm.remove(&spec.name) {
+            // Started a while ago: use it only if it is still alive (an idle kernel
+            // may have been killed meanwhile).
+            Some(handle) if handle.is_finished() => {
+                use futures_util::FutureExt;
+                match handle.now_or_never() {
+                    Some(Ok(Ok(client))) if client.pid().is_some_and(process_alive) => {
+                        tokio::spawn(async move { Ok(client) })
+                    }
+                    Some(Ok(Ok(client))) => {
+                        tokio::spawn(async move {
+                            let _ = client.shutdown(Duration::from_millis(100)).await;
+                        });
+                        start(spec.clone(), launch.clone())
+                    }
+                    _ => start(spec.clone(), launch.clone()),
+                }
+            }
+            Some(handle) => handle,
+            None => start(spec.clone(), launch.clone()),
+        };
         if !*self.shutdown.borrow() {
             warm.insert(spec.name.clone(), start(spec, launch));
         }
@@ -572,6 +605,49 @@ impl Queue {
         Ok(orphans.len())
     }
 
+    /// Removes the directories (and logs) of server jobs the registry no longer
+    /// has (pruned after the retention period, or deleted), except jobs in flight.
+    pub(crate) fn sweep(&self) {
+        let Ok(store) = JobStore::open(&self.config.state_dir) else {
+            return;
+        };
+        let dir = self.config.state_dir.join("serve");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let in_flight: Vec<String> = {
+            let st = lock(&self.state);
+            st.waiting
+                .iter()
+                .chain(st.running.iter())
+                .cloned()
+                .collect()
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !id.starts_with('j') || in_flight.contains(&id) {
+                continue;
+            }
+            // A submission writes its directory before its record: leave young ones.
+            let young = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age < Duration::from_secs(600));
+            if young {
+                continue;
+            }
+            if matches!(store.get(&id), Ok(None)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+                let _ = std::fs::remove_file(nbexec_runner::jobs::log_path(
+                    &self.config.state_dir,
+                    &id,
+                ));
+            }
+        }
+    }
+
     /// Stops taking jobs; queued ones stay queued in the registry for the next
     /// server.
     fn stop_accepting(&self) -> Vec<String> {
@@ -579,7 +655,7 @@ impl Queue {
         st.accepting = false;
         let left: Vec<String> = st.waiting.drain(..).collect();
         drop(st);
-        let _ = self.shutdown.send(true);
+        self.shutdown.send_replace(true);
         self.wake.notify_waiters();
         left
     }
@@ -644,6 +720,15 @@ pub(crate) fn start_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>
                         );
                     }
                     q.done(&id);
+                    // Now and then, the files of jobs the registry pruned go too.
+                    if q.finished
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        % 50
+                        == 49
+                    {
+                        let q = Arc::clone(&q);
+                        let _ = tokio::task::spawn_blocking(move || q.sweep()).await;
+                    }
                 }
             })
         })

@@ -17,13 +17,21 @@ use crate::{AppState, Config, Error, Inner, auth, queue};
 /// How long a non-streaming request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Who asks ([`auth::principal`], the one place that decides), remembered on the
+/// request for its page.
+async fn who(st: &AppState, req: &Req) -> Result<auth::Principal, ApiError> {
+    let p = auth::principal(st, req).await?;
+    let _ = req.user.set(p.name().to_owned());
+    Ok(p)
+}
+
 fn registry(st: &AppState) -> Result<nbexec_runner::jobs::JobStore, ApiError> {
     nbexec_runner::jobs::JobStore::open(&st.config.state_dir).map_err(ApiError::internal)
 }
 
 async fn root(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        auth::principal(&st, &req).await?;
+        who(&st, &req).await?;
         Ok(json!({"version": "11.4", "currentVersion": "11.4", "resources": ["notebooks", "system"]}))
     }
     .await;
@@ -32,7 +40,7 @@ async fn root(State(st): State<AppState>, req: Req) -> Response {
 
 async fn notebooks(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        auth::principal(&st, &req).await?;
+        who(&st, &req).await?;
         let start = req.number("start")?.unwrap_or(1).max(1);
         let num = req.number("num")?.unwrap_or(10).clamp(1, 100);
         Ok(
@@ -46,7 +54,7 @@ async fn notebooks(State(st): State<AppState>, req: Req) -> Response {
 
 async fn system(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        auth::principal(&st, &req).await?;
+        who(&st, &req).await?;
         Ok(json!({"resources": ["jobs"]}))
     }
     .await;
@@ -85,7 +93,7 @@ fn notebook_parameters(req: &Req) -> Result<Map<String, Value>, ApiError> {
 
 async fn execute(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let item_id = req
             .text("itemId")
             .map(|s| s.trim().to_owned())
@@ -175,7 +183,7 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
 
 async fn jobs_list(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let start = req.number("start")?.unwrap_or(1).max(1) as usize;
         let num = req.number("num")?.unwrap_or(100).clamp(1, 10_000) as usize;
         let store = registry(&st)?;
@@ -212,7 +220,7 @@ fn visible_job(
 
 async fn job_detail(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let job = visible_job(&st, &who, &id)?;
         Ok(detail(&st, &req, &job))
     }
@@ -252,7 +260,7 @@ fn cancel_refused(id: &str) -> ApiError {
 
 async fn job_cancel(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let job = visible_job(&st, &who, &id)?;
         if job.status.is_finished() {
             return Err(cancel_refused(&id));
@@ -273,7 +281,7 @@ async fn job_cancel(State(st): State<AppState>, Path(id): Path<String>, req: Req
 
 async fn delete_all(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let store = registry(&st)?;
         let jobs = store.list(true).map_err(ApiError::internal)?;
         let mut deleted = 0;
@@ -311,7 +319,7 @@ fn raw(content_type: &'static str, body: impl Into<axum::body::Body>) -> Respons
 /// The executed notebook of a server job the principal may see.
 async fn job_output(st: &AppState, req: &Req, id: &str) -> Result<Vec<u8>, ApiError> {
     req.format()?;
-    let who = auth::principal(st, req).await?;
+    let who = who(st, req).await?;
     let job = visible_job(st, &who, id)?;
     let path = queue::output_path(&st.config.state_dir, &job.id);
     match tokio::fs::read(&path).await {
@@ -356,7 +364,7 @@ async fn artifact_report(State(st): State<AppState>, Path(id): Path<String>, req
 async fn artifact_log(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
         let format = req.format()?;
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let job = visible_job(&st, &who, &id)?;
         let path = nbexec_runner::jobs::log_path(&st.config.state_dir, &job.id);
         let text = match tokio::fs::read(&path).await {
@@ -385,7 +393,7 @@ async fn job_events(State(st): State<AppState>, Path(id): Path<String>, req: Req
     use axum::response::sse::{Event, KeepAlive, Sse};
     let r: Result<_, ApiError> = async {
         req.format()?;
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         // Subscribe before reading the status, so no change falls between.
         let rx = st.queue.subscribe(&id);
         let job = visible_job(&st, &who, &id)?;
@@ -414,24 +422,31 @@ async fn job_events(State(st): State<AppState>, Path(id): Path<String>, req: Req
                 return None;
             }
             let r = rx.as_mut()?;
-            loop {
-                tokio::select! {
-                    msg = r.recv() => match msg {
-                        Ok(ev) => {
-                            let finished = ev.name == "status"
-                                && ev.data["status"].as_str().and_then(nbexec_runner::jobs::JobStatus::parse).is_some_and(|s| s.is_finished());
-                            let out = Event::default().event(ev.name).data(ev.data.to_string());
-                            return Some((Ok(out), (None, rx, shutdown, finished)));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let out = Event::default().event("lagged").data(json!({"missed": n}).to_string());
-                            return Some((Ok(out), (None, rx, shutdown, false)));
-                        }
-                        Err(_) => return None,
-                    },
-                    _ = shutdown.changed() => return None,
+            let msg = tokio::select! {
+                msg = r.recv() => msg,
+                _ = shutdown.changed() => return None,
+            };
+            let (out, finished) = match msg {
+                Ok(ev) => {
+                    let finished = ev.name == "status"
+                        && ev.data["status"]
+                            .as_str()
+                            .and_then(nbexec_runner::jobs::JobStatus::parse)
+                            .is_some_and(|s| s.is_finished());
+                    (
+                        Event::default().event(ev.name).data(ev.data.to_string()),
+                        finished,
+                    )
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => (
+                    Event::default()
+                        .event("lagged")
+                        .data(json!({"missed": n}).to_string()),
+                    false,
+                ),
+                Err(_) => return None,
+            };
+            Some((Ok(out), (None, rx, shutdown, finished)))
         },
     );
     Sse::new(stream)
@@ -592,6 +607,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
     let local_addr = listener.local_addr()?;
     let queue = Arc::new(queue::Queue::new(config.clone()));
     let requeued = queue.recover()?;
+    queue.sweep();
     if requeued > 0 {
         eprintln!("nbexec serve: {requeued} job(s) left queued by a stopped server re-queued");
     }
@@ -619,13 +635,13 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        let _ = stop_tx.send(true);
+        stop_tx.send_replace(true);
     });
     let q = Arc::clone(&state.queue);
     let shutdown = async move {
         let _ = stop_rx.wait_for(|s| *s).await;
         // Live event streams end now, or the connections would keep the server up.
-        let _ = q.shutdown.send(true);
+        q.shutdown.send_replace(true);
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
