@@ -190,3 +190,30 @@ fn serve_execute_notebook_notify_url_posts_the_final_job() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_detached_run_notifies_when_it_ends() {
+    let hook = HookServer::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = nbexec()
+        .arg("run")
+        .arg(root().join("fixtures/example.ipynb"))
+        .arg(dir.path().join("out.ipynb"))
+        .args(["--detach", "--notify-url", &hook.url, "--state-dir"])
+        .arg(&state)
+        .env("NBEXEC_NOTIFY_SECRET", "detached")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let posts = hook.wait_for(1, Duration::from_secs(90));
+    assert_eq!(posts.len(), 1);
+    let sent: Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(sent["jobId"], printed["jobId"]);
+    assert_eq!(sent["status"], "COMPLETED");
+    assert_eq!(
+        posts[0].header("x-nbexec-signature"),
+        Some(python_hmac_hex("detached", &posts[0].body).as_str())
+    );
+}

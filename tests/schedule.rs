@@ -530,3 +530,56 @@ fn serve_records_fires_missed_while_down_as_skipped_without_a_burst() {
     assert!(missed >= 1, "{in_gap:?}");
     srv.post_form_at(&format!("{TASKS}/{task}/disable"), &[("f", "json")]);
 }
+
+#[test]
+fn serve_deactivates_a_task_after_five_failed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let failing = write_nb(
+        dir.path(),
+        "failing.ipynb",
+        &notebook(vec![code("raise ValueError('no data today')", &[])]),
+    );
+    let item = add_item(&state, &failing);
+    let srv = Server::start(&state, &[]);
+    let a = srv.post_form_at(
+        &format!("{TASKS}/createTask"),
+        &[
+            ("itemId", item.as_str()),
+            ("second", "*/2"),
+            ("minute", "*"),
+            ("hour", "*"),
+            ("dayOfMonth", "*"),
+            ("month", "*"),
+            ("dayOfWeek", "?"),
+            ("f", "json"),
+        ],
+    );
+    let task = a.json()["taskId"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let t = loop {
+        let t = srv.get_at(&format!("{TASKS}/{task}?f=json")).json();
+        if t["taskState"] != "active" {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "{t}\n{}", srv.log());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(t["taskState"], "failed", "{t}");
+    assert_eq!(
+        t["stateReason"],
+        "deactivated after five consecutive failed runs"
+    );
+    assert_eq!(t["nextFireTime"], Value::Null);
+    std::thread::sleep(Duration::from_secs(3));
+    let runs = wait_runs(&srv, &task, Duration::from_secs(1), |_| true);
+    let failed: Vec<&Value> = runs.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 5, "{runs:?}");
+    assert!(failed.iter().all(|r| r["message"] == "FAILED"));
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "failed" || r["status"] == "skipped"),
+        "nothing runs after the fifth failure: {runs:?}"
+    );
+}

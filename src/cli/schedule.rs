@@ -44,7 +44,7 @@ struct AddArgs {
     /// The item store (default: <state dir>/items, where `nbexec serve` looks)
     #[arg(long, value_name = "DIR")]
     items: Option<PathBuf>,
-    /// A POSIX cron expression: minute hour day-of-month month day-of-week (0 or 7 = Sunday)
+    /// A POSIX cron expression: minute hour day-of-month month day-of-week (0 or 7 = Sunday); a sixth, leading field is seconds
     #[arg(
         long,
         value_name = "EXPR",
@@ -52,7 +52,7 @@ struct AddArgs {
         required_unless_present = "quartz"
     )]
     cron: Option<String>,
-    /// ArcGIS's Quartz fields as one string: minute hour dayOfMonth month dayOfWeek (1 = Sunday; ? L W #)
+    /// ArcGIS's Quartz fields as one string: minute hour dayOfMonth month dayOfWeek (1 = Sunday; ? L W #); a sixth, leading field is seconds
     #[arg(long, value_name = "EXPR")]
     quartz: Option<String>,
     /// The time zone the expression is read in (an IANA name; default UTC)
