@@ -101,6 +101,7 @@ pub fn plan(
     let mut due: VecDeque<i64> = VecDeque::new();
     let mut missed_total: usize = 0;
     let mut walked = 0;
+    let mut jumped = false;
     let mut next_opt = Some(next);
     while let Some(f) = next_opt {
         if f > now_ms || !within_end(f) {
@@ -115,6 +116,7 @@ pub fn plan(
         let from = if walked >= MAX_WALK {
             // A very long gap: jump to the last grace window.
             walked = 0;
+            jumped = true;
             let jump = now - chrono::Duration::from_std(ON_TIME_GRACE).unwrap_or_default();
             let at = DateTime::from_timestamp_millis(f).unwrap_or(now);
             if jump > at { jump } else { at }
@@ -136,9 +138,10 @@ pub fn plan(
     let unrecorded = missed_total - due.len();
     for (i, f) in due.iter().enumerate() {
         let mut reason = REASON_MISSED.to_owned();
-        if i == 0 && unrecorded > 0 {
+        if i == 0 && (unrecorded > 0 || jumped) {
+            let at_least = if jumped { "at least " } else { "" };
             reason.push_str(&format!(
-                " ({unrecorded} earlier missed fires not recorded one by one)"
+                " ({at_least}{unrecorded} earlier missed fires not recorded one by one)"
             ));
         }
         plan.skipped.push((*f, reason));
