@@ -9,6 +9,7 @@ mod kernels;
 mod progress;
 mod render;
 mod run;
+mod schedule;
 mod serve;
 mod users;
 mod validate;
@@ -52,6 +53,8 @@ enum Command {
     Render(render::RenderArgs),
     /// Manage the users file of `nbexec serve --users` (add, rm, list, hash)
     Users(users::UsersArgs),
+    /// Schedule notebooks (cron, ArcGIS scheduled tasks); `nbexec serve` runs them
+    Schedule(schedule::ScheduleArgs),
     /// Serve executeNotebook and the jobs resource over HTTP (ArcGIS Notebook Server's REST API)
     Serve(Box<serve::ServeArgs>),
     /// Add, list and remove the notebooks `nbexec serve` runs (the item store)
@@ -94,6 +97,7 @@ pub fn main() -> i32 {
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
         Command::Users(args) => users::main(args),
+        Command::Schedule(args) => schedule::main(args),
         Command::Serve(args) => serve::main(*args),
         Command::Items(args) => items::main(args),
     }

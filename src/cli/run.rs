@@ -223,6 +223,16 @@ pub struct RunArgs {
     /// Where the job registry lives (default: $NBEXEC_STATE_DIR, $XDG_STATE_HOME/nbexec, ~/.local/state/nbexec)
     #[arg(long = "state-dir", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// When the run ends, POST its final job JSON to URL (signed, retried; the outcome goes in the job's messages)
+    #[arg(long = "notify-url", value_name = "URL")]
+    notify_url: Option<String>,
+    /// The environment variable whose value signs --notify-url POSTs (X-Nbexec-Signature: sha256=HMAC)
+    #[arg(
+        long = "notify-secret-env",
+        value_name = "ENVVAR",
+        default_value = "NBEXEC_NOTIFY_SECRET"
+    )]
+    notify_secret_env: String,
     /// Do not record this run in the job registry (for read-only containers)
     #[arg(long = "no-record", env = "NBEXEC_NO_RECORD", value_parser = clap::builder::BoolishValueParser::new())]
     no_record: bool,
@@ -533,6 +543,20 @@ pub fn main(args: RunArgs) -> i32 {
     if input.as_os_str() == "-" && args.parameters_json.iter().any(|j| j == "-") {
         error_line("-j - and the input notebook cannot both come from standard input");
         return EXIT_USAGE;
+    }
+    if let Some(url) = &args.notify_url {
+        if let Err(e) = nbexec_schedule::notify::check_url(url) {
+            error_line(format!("--notify-url: {e}"));
+            return EXIT_USAGE;
+        }
+        if args.no_record {
+            error_line("--notify-url sends the finished job: it cannot go with --no-record");
+            return EXIT_USAGE;
+        }
+        builder = builder.notify(Some(nbexec_schedule::notify::Target::from_env(
+            url,
+            &args.notify_secret_env,
+        )));
     }
     if args.detach && !args.prepare_only {
         if args.no_record {

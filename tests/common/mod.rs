@@ -736,6 +736,24 @@ pub fn add_user(file: &Path, name: &str, role: &str, password: &str) -> Output {
     child.wait_with_output().expect("waits")
 }
 
+/// `nbexec schedule ARGS --state-dir STATE`: the whole output.
+pub fn schedule_cmd(state: &Path, args: &[&str]) -> Output {
+    nbexec()
+        .arg("schedule")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("nbexec schedule runs")
+}
+
+/// `nbexec schedule ARGS --state-dir STATE -f json`, which must succeed.
+pub fn schedule_json(state: &Path, args: &[&str]) -> Value {
+    let out = schedule_cmd(state, &[args, &["-f", "json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("JSON on stdout")
+}
+
 /// A running `nbexec serve --bind 127.0.0.1:0` with its own state directory, stopped
 /// (SIGKILL, then reaped) when dropped. Requests go through a real HTTP client.
 pub struct Server {
@@ -1233,4 +1251,222 @@ pub fn item_record(state: &Path, id: &str) -> Value {
 /// The item's notebook in `state`.
 pub fn item_notebook(state: &Path, id: &str) -> Value {
     read_nb(&state.join("items").join(id).join("notebook.ipynb"))
+}
+
+/// One request a [`HookServer`] received.
+#[derive(Debug, Clone)]
+pub struct HookRequest {
+    pub method: String,
+    pub path: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a [`HookServer`] answers one request.
+#[derive(Debug, Clone, Copy)]
+pub enum HookAnswer {
+    Status(u16),
+    /// Closes the connection without answering (a server that is going down).
+    Drop,
+}
+
+/// A webhook receiver for outbound notifications: a real HTTP/1.1 listener on
+/// 127.0.0.1 (an ephemeral port) that records every request and answers from a
+/// script (then 200). Stops when dropped.
+pub struct HookServer {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<HookRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HookServer {
+    pub fn start(script: Vec<HookAnswer>) -> HookServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (reqs, halt) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            while !halt.load(Ordering::Relaxed) {
+                let mut conn = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(i);
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let mut first = lines.next().unwrap_or("").split(' ');
+                let method = first.next().unwrap_or("").to_owned();
+                let path = first.next().unwrap_or("").to_owned();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf[head_end + 4..].to_vec();
+                while body.len() < len {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                reqs.lock().unwrap().push(HookRequest {
+                    method,
+                    path,
+                    headers,
+                    body,
+                });
+                match script.next().unwrap_or(HookAnswer::Status(200)) {
+                    HookAnswer::Drop => drop(conn),
+                    HookAnswer::Status(code) => {
+                        let _ = conn.write_all(
+                            format!(
+                                "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                }
+            }
+        });
+        HookServer {
+            url,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<HookRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for at least `n` requests.
+    pub fn wait_for(&self, n: usize, within: std::time::Duration) -> Vec<HookRequest> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let got = self.requests();
+            if got.len() >= n || std::time::Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`, computed by Python's hmac module (an
+/// implementation independent of nbexec's).
+pub fn python_hmac_hex(secret: &str, body: &[u8]) -> String {
+    let script = format!(
+        "import hmac, hashlib, sys; print('sha256=' + hmac.new({secret:?}.encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest(), end='')"
+    );
+    String::from_utf8(python(&script, body)).unwrap()
+}
+
+/// `Base64(HMAC-SHA256(secret, body))`, computed by Python (independently of nbexec).
+pub fn python_hmac_b64(secret: &str, body: &[u8]) -> String {
+    let script = format!(
+        "import hmac, hashlib, base64, sys; print(base64.b64encode(hmac.new({secret:?}.encode(), sys.stdin.buffer.read(), hashlib.sha256).digest()).decode(), end='')"
+    );
+    String::from_utf8(python(&script, body)).unwrap()
+}
+
+/// The stdout a server job's executed notebook printed, all cells together.
+pub fn job_output_text(srv: &Server, id: &str) -> String {
+    let a = srv.get(&format!("/notebooks/jobs/{id}/output.ipynb"));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let nb = a.json();
+    nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cell_type"] == "code")
+        .map(|c| stream_text(c, "stdout"))
+        .collect()
+}
+
+impl Server {
+    /// `http://127.0.0.1:PORT` (the server's origin, without `/admin`).
+    pub fn origin(&self) -> String {
+        self.url
+            .split_once("/admin")
+            .map(|(o, _)| o.to_owned())
+            .unwrap_or_else(|| self.url.clone())
+    }
+
+    /// POST a form to a path from the origin (`/portal/…`, `/rest/…`).
+    pub fn post_form_at(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.origin()))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+
+    /// GET a path from the origin.
+    pub fn get_at(&self, path: &str) -> Answer {
+        self.get_url(&format!("{}{path}", self.origin()))
+    }
+
+    /// POST raw bytes with headers to a path from the origin.
+    pub fn post_raw_at(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.origin()))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req)
+    }
 }

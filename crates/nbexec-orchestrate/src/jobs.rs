@@ -424,3 +424,22 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
     };
     Ok(json!({"jobId": id, "jobUrl": url, "status": "success"}))
 }
+
+/// POSTs the final JSON of job `id` to `target` (see `nbexec_schedule::notify`) and
+/// adds the outcome to the job's messages. A job not found (pruned, or never
+/// recorded) is not notified.
+pub async fn notify(state_dir: &Path, id: &str, target: &nbexec_schedule::notify::Target) {
+    let body = match JobStore::open(state_dir).and_then(|s| s.get(id)) {
+        Ok(Some(job)) => job.detail_json().to_string(),
+        _ => return,
+    };
+    let outcome = nbexec_schedule::notify::deliver(
+        target,
+        body.as_bytes(),
+        nbexec_schedule::notify::Policy::default(),
+    )
+    .await;
+    if let Ok(store) = JobStore::open(state_dir) {
+        let _ = store.add_message(id, &outcome.message());
+    }
+}

@@ -141,6 +141,8 @@ pub struct Run {
     job_inputs: Option<Value>,
     /// The caller records how the job ended (after work of its own on the result).
     defer_job_finish: bool,
+    /// Where the final job JSON is POSTed (`--notify-url`).
+    notify: Option<nbexec_schedule::notify::Target>,
 }
 
 /// A kernel being started ahead of need (see [`Run::run_with_warm`]).
@@ -170,6 +172,22 @@ impl Run {
             job: None,
             job_inputs: None,
             defer_job_finish: false,
+            notify: None,
+        }
+    }
+
+    /// POST the job's final JSON to this target once the job is recorded finished
+    /// (signed, retried; the outcome is added to the job's messages). Needs a job
+    /// ([`Run::job`]); with a deferred finish the caller notifies.
+    pub fn notify(mut self, target: Option<nbexec_schedule::notify::Target>) -> Run {
+        self.notify = target;
+        self
+    }
+
+    /// Sends the notification of the finished job, if one is asked for.
+    async fn notify_finished(&self) {
+        if let (Some(target), Some(job)) = (&self.notify, &self.job) {
+            crate::jobs::notify(&job.state_dir, &job.id, target).await;
         }
     }
 
@@ -474,6 +492,7 @@ impl Run {
             Ok(p) => p,
             Err(e) => {
                 self.record_job_failure(&e);
+                self.notify_finished().await;
                 return Err(e);
             }
         };
@@ -492,6 +511,7 @@ impl Run {
                 let _ = nbexec_runner::save_without_kernel(nb, &options, e.to_string()).await;
                 let e = Error::Run(e);
                 self.record_job_failure(&e);
+                self.notify_finished().await;
                 return Err(e);
             }
         };
@@ -528,6 +548,7 @@ impl Run {
         }
         if let (Some(store), Some(job), false) = (&store, &self.job, self.defer_job_finish) {
             crate::jobs::finish(store, &job.id, &result, &options.redact);
+            self.notify_finished().await;
         }
         Ok(result?)
     }
@@ -561,6 +582,7 @@ impl Run {
         if let (Some(store), Some(job), false) = (&store, &self.job, self.defer_job_finish) {
             let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
             crate::jobs::finish_with_notes(store, &job.id, &result, &options.redact, &notes);
+            self.notify_finished().await;
         }
         Ok(result?)
     }

@@ -22,7 +22,9 @@ pub mod items;
 pub mod portal;
 mod queue;
 mod routes;
+mod tasks;
 pub mod tls;
+mod webhooks;
 
 pub use items::{Item, ItemError, ItemStore};
 

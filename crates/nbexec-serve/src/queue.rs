@@ -35,6 +35,11 @@ pub(crate) struct JobRequest {
     pub username: String,
     /// The item's revision when the job was accepted.
     pub base_revision: i64,
+    /// The scheduled task and run this job is for (`""` when none).
+    pub task_id: String,
+    pub run_id: String,
+    /// Where the final job JSON is POSTed (`notifyUrl`, or the task's).
+    pub notify_url: Option<String>,
 }
 
 impl JobRequest {
@@ -48,10 +53,13 @@ impl JobRequest {
             "kernelName": self.kernel,
             "username": self.username,
             "baseRevision": self.base_revision,
+            "taskId": self.task_id,
+            "runId": self.run_id,
+            "notifyUrl": self.notify_url,
         })
     }
 
-    fn from_json(v: &Value) -> Option<JobRequest> {
+    pub(crate) fn from_json(v: &Value) -> Option<JobRequest> {
         Some(JobRequest {
             item_id: v.get("itemId")?.as_str()?.to_owned(),
             parameters: v.get("notebookParameters")?.as_object()?.clone(),
@@ -68,6 +76,20 @@ impl JobRequest {
                 .unwrap_or("")
                 .to_owned(),
             base_revision: v.get("baseRevision").and_then(Value::as_i64).unwrap_or(0),
+            task_id: v
+                .get("taskId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            run_id: v
+                .get("runId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            notify_url: v
+                .get("notifyUrl")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 
@@ -80,8 +102,8 @@ impl JobRequest {
             "saveInjectedParameters": self.save_injected,
             "executionTimeoutInMinutes": self.timeout_minutes,
             "kernelName": self.kernel,
-            "runId": "",
-            "taskId": "",
+            "runId": self.run_id,
+            "taskId": self.task_id,
         })
     }
 
@@ -682,6 +704,10 @@ pub(crate) fn start_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>
                     // A panic in one run must not take the worker (or the queue's
                     // bookkeeping) with it.
                     let outcome = tokio::spawn(async move { job.run_job(&id2).await }).await;
+                    // Its notification (retried, so slow) and its task run, off
+                    // the worker: the queue moves on.
+                    let (config, ended) = (q.config.clone(), id.clone());
+                    tokio::spawn(async move { crate::tasks::job_ended(&config, &ended).await });
                     if outcome.is_err()
                         && let Ok(store) = JobStore::open(&q.config.state_dir)
                     {

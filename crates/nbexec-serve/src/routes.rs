@@ -62,13 +62,14 @@ async fn system(State(st): State<AppState>, req: Req) -> Response {
 }
 
 /// The fields executeNotebook knows; others are ignored (as ArcGIS does) and logged.
-const EXECUTE_FIELDS: [&str; 8] = [
+const EXECUTE_FIELDS: [&str; 9] = [
     "itemId",
     "notebookParameters",
     "updatePortalItem",
     "saveInjectedParameters",
     "executionTimeoutInMinutes",
     "kernelName",
+    "notifyUrl",
     "f",
     "token",
 ];
@@ -110,7 +111,7 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
                     .map(|i| json!({"id": i.id, "title": i.title}))
                     .collect();
                 return Ok(
-                    json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..6], "items": items}),
+                    json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..7], "items": items}),
                 );
             }
             return Err(ApiError::bad_request(vec!["itemId: required".into()]));
@@ -145,6 +146,7 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
             .text("kernelName")
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
+        let notify_url = crate::tasks::notify_url_field(&req)?;
         let unknown: Vec<&str> = req
             .params
             .keys()
@@ -170,6 +172,9 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
             kernel,
             username: who.name().to_owned(),
             base_revision: item.revision,
+            task_id: String::new(),
+            run_id: String::new(),
+            notify_url,
         };
         let q = Arc::clone(&st.queue);
         let id = tokio::task::spawn_blocking(move || q.submit(request))
@@ -606,6 +611,9 @@ fn router(state: AppState) -> Router {
         axum::http::header::COOKIE,
         axum::http::HeaderName::from_static("x-esri-authorization"),
     ]);
+    let app = app
+        .merge(crate::tasks::routes())
+        .merge(crate::webhooks::routes(&base));
     app.route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)
@@ -675,6 +683,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
         queue,
     }));
     let workers = queue::start_workers(&state);
+    let scheduler = crate::tasks::start_scheduler(&state);
     let app = router(state.clone());
     listening(local_addr);
     let q = Arc::clone(&state.queue);
@@ -706,6 +715,7 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
                 .await?
         }
     }
+    scheduler.abort();
     queue::drain(&state, workers).await;
     cancels.abort();
     Ok(())
