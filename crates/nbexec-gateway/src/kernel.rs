@@ -312,7 +312,7 @@ struct DeleteGuard {
 impl Drop for DeleteGuard {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let cfg = self.gateway.config().clone();
+        let gateway = self.gateway.clone();
         // Drop cannot await; a thread of its own runs the DELETE, waited for up to
         // the cap so the process does not exit before it is sent. It uses a client
         // of its own: the pooled connections of ours belong to the runtime that is
@@ -322,7 +322,7 @@ impl Drop for DeleteGuard {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build(),
-                Gateway::new(cfg),
+                gateway.detached(),
             ) {
                 let _ = rt.block_on(gateway.delete_kernel(&id, DELETE_CAP));
             }
