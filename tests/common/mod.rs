@@ -783,6 +783,18 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     pub fn start(target: u16) -> TcpProxy {
+        Self::start_with(target, None)
+    }
+
+    /// A proxy that holds the first bytes of every answer for `delay` before
+    /// passing them on (and the rest of it after them): a slow server, as seen from
+    /// the client, whose requests have arrived all the same.
+    pub fn start_slow(target: u16, delay: std::time::Duration) -> TcpProxy {
+        Self::start_with(target, Some(delay))
+    }
+
+    fn start_with(target: u16, delay: Option<std::time::Duration>) -> TcpProxy {
+        use std::io::{Read, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -798,8 +810,17 @@ impl TcpProxy {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
-                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            delay: Option<std::time::Duration>| {
                     std::thread::spawn(move || {
+                        if let Some(delay) = delay {
+                            let mut first = [0u8; 16384];
+                            if let Ok(n @ 1..) = from.read(&mut first) {
+                                std::thread::sleep(delay);
+                                let _ = to.write_all(&first[..n]);
+                            }
+                        }
                         let _ = std::io::copy(&mut from, &mut to);
                         let _ = to.shutdown(std::net::Shutdown::Both);
                         let _ = from.shutdown(std::net::Shutdown::Both);
@@ -809,8 +830,12 @@ impl TcpProxy {
                 list.push(client.try_clone().unwrap());
                 list.push(server.try_clone().unwrap());
                 drop(list);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    None,
+                );
+                pipe(server, client, delay);
             }
         });
         TcpProxy { port, conns, stop }
