@@ -20,8 +20,12 @@ static CATCH_SIGNALS_FIRST: extern "C" fn() = catch_signals_first;
 fn main() -> ExitCode {
     // Again, in case the platform skipped `.init_array` (harmless if not).
     nbexec::signals::install_early();
-    if std::env::args_os().nth(1).is_none_or(|c| c != "run") {
-        // Only `run` cancels cleanly; the other commands keep the default actions.
+    if std::env::args_os()
+        .nth(1)
+        .is_none_or(|c| c != "run" && c != "serve")
+    {
+        // Only `run` cancels cleanly (and `serve` drains); the other commands keep
+        // the default actions.
         nbexec::signals::restore_defaults();
     }
     let code = cli::main();

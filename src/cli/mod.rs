@@ -3,11 +3,13 @@
 
 mod fmt;
 mod inspect;
+mod items;
 mod jobs;
 mod kernels;
 mod progress;
 mod render;
 mod run;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,10 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Render an executed notebook as one self-contained HTML page
     Render(render::RenderArgs),
+    /// Serve executeNotebook and the jobs resource over HTTP (ArcGIS Notebook Server's REST API)
+    Serve(Box<serve::ServeArgs>),
+    /// Add, list and remove the notebooks `nbexec serve` runs (the item store)
+    Items(items::ItemsArgs),
 }
 
 /// Prints `error: …` (one line) to stderr.
@@ -84,6 +90,8 @@ pub fn main() -> i32 {
         Command::Kernels(args) => kernels::main(args),
         Command::Jobs(args) => jobs::main(args),
         Command::Render(args) => render::main(args),
+        Command::Serve(args) => serve::main(*args),
+        Command::Items(args) => items::main(args),
     }
 }
 

@@ -902,3 +902,365 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<Out
         stderr,
     })
 }
+
+/// A running `nbexec serve --bind 127.0.0.1:0` with its own state directory, stopped
+/// (SIGKILL, then reaped) when dropped. Requests go through a real HTTP client.
+pub struct Server {
+    pub child: Option<std::process::Child>,
+    /// `http://127.0.0.1:PORT/admin`
+    pub url: String,
+    pub state: PathBuf,
+    pub stderr_path: PathBuf,
+    /// Kept open: the server's stdout must not become a broken pipe.
+    _stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+    pub rt: tokio::runtime::Runtime,
+    pub http: reqwest::Client,
+}
+
+/// A server response: status and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.body))
+    }
+}
+
+impl Server {
+    /// Starts `nbexec serve --bind 127.0.0.1:0 --state-dir STATE ARGS…` and waits
+    /// (bounded) for its first stdout line, the address it listens on.
+    pub fn start(state: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(state, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead;
+        std::fs::create_dir_all(state).unwrap();
+        let stderr_path = state.with_extension(format!(
+            "serve-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let err = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = nbexec()
+            .arg("serve")
+            .args(["--bind", "127.0.0.1:0", "--state-dir"])
+            .arg(state)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("nbexec serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send((line, reader));
+        });
+        let (line, reader) = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(x) => x,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "nbexec serve printed nothing in 60 s: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        };
+        let url = line
+            .trim()
+            .strip_prefix("nbexec serve: listening on ")
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "unexpected first line {line:?}: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Server {
+            child: Some(child),
+            url,
+            state: state.to_owned(),
+            stderr_path,
+            _stdout: Some(reader),
+            rt,
+            http,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        self.rt.block_on(async {
+            let resp = req.send().await.expect("the server answers");
+            let status = resp.status().as_u16();
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = resp.text().await.unwrap_or_default();
+            Answer {
+                status,
+                content_type,
+                body,
+            }
+        })
+    }
+
+    /// `url` + `path` (a path under /admin, e.g. `/notebooks/jobs?f=json`).
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.send(self.http.get(self.at(path)))
+    }
+
+    /// GET an absolute URL.
+    pub fn get_url(&self, url: &str) -> Answer {
+        self.send(self.http.get(url))
+    }
+
+    /// POST a form (`application/x-www-form-urlencoded`).
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            self.http
+                .post(self.at(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+
+    /// POST to `path` announcing a form body of `length` bytes, send only the
+    /// head, and read the answer (raw TCP).
+    pub fn raw_post_head(&self, path: &str, length: usize) -> Answer {
+        use std::io::{Read, Write};
+        let rest = self.url.strip_prefix("http://").unwrap();
+        let (host, base) = rest.split_once('/').unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let head = format!(
+            "POST /{base}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\nitemId="
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the headers and the announced body length have arrived.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+            }
+            let t = String::from_utf8_lossy(&text);
+            if let Some((h, b)) = t.split_once("\r\n\r\n") {
+                let len = h
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_owned())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok());
+                if len.is_some_and(|l| b.len() >= l) {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        Answer {
+            status,
+            content_type,
+            body: body.to_owned(),
+        }
+    }
+
+    /// POST `body` as `content_type`.
+    pub fn send_body(&self, path: &str, content_type: &str, body: &str) -> Answer {
+        self.send(
+            self.http
+                .post(self.at(path))
+                .header("content-type", content_type)
+                .body(body.to_owned()),
+        )
+    }
+
+    /// POST a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.send(
+            self.http
+                .post(self.at(path))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+    }
+
+    /// executeNotebook of `item` with `params` (a form, f=json); the job id.
+    pub fn execute(&self, item: &str, params: &Value, extra: &[(&str, &str)]) -> String {
+        let p = params.to_string();
+        let mut fields = vec![
+            ("itemId", item),
+            ("notebookParameters", p.as_str()),
+            ("f", "json"),
+        ];
+        fields.extend_from_slice(extra);
+        let a = self.post_form("/notebooks/executeNotebook", &fields);
+        assert_eq!(a.status, 200, "{}\n{}", a.body, self.log());
+        let v = a.json();
+        assert_eq!(v["status"], "success", "{v}");
+        v["jobId"].as_str().unwrap().to_owned()
+    }
+
+    /// The job's detail (f=json).
+    pub fn job(&self, id: &str) -> Value {
+        let a = self.get(&format!("/notebooks/jobs/{id}?f=json"));
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.json()
+    }
+
+    /// Waits (bounded) until job `id` is in `status`, or finished if `status` is
+    /// None; returns its detail.
+    pub fn wait_job(&self, id: &str, status: Option<&str>, within: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let job = self.job(id);
+            let s = job["status"].as_str().unwrap_or("").to_owned();
+            let done = match status {
+                Some(want) => s == want,
+                None => matches!(s.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
+            };
+            if done {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} is {s} after {within:?}: {job}\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `sig` to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits (bounded) for the server to exit; its exit status.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        let child = self.child.as_mut().expect("the server runs");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {within:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one key or value.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._*".contains(&b) {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `nbexec items add NB --state-dir STATE`: the new item's id.
+pub fn add_item(state: &Path, nb: &Path) -> String {
+    let out = nbexec()
+        .args(["items", "add"])
+        .arg(nb)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("nbexec items add runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    id
+}
+
+/// The item store's record of item `id` in `state`.
+pub fn item_record(state: &Path, id: &str) -> Value {
+    read_nb(&state.join("items").join(id).join("item.json"))
+}
+
+/// The item's notebook in `state`.
+pub fn item_notebook(state: &Path, id: &str) -> Value {
+    read_nb(&state.join("items").join(id).join("notebook.ipynb"))
+}

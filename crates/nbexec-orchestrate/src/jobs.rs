@@ -39,6 +39,24 @@ pub fn start(
     parameters: Value,
     options: &RunOptions,
 ) -> Result<JobStore, Error> {
+    start_with(job, input, parameters, options, None)
+}
+
+/// [`start`], with `overlay`'s fields replacing those of the recorded `inputs` (a
+/// server's job names its item by id, not by the path of its copy).
+pub fn start_with(
+    job: &JobSpec,
+    input: &Path,
+    parameters: Value,
+    options: &RunOptions,
+    overlay: Option<&Value>,
+) -> Result<JobStore, Error> {
+    let mut inputs = inputs_for(input, parameters, options);
+    if let (Some(Value::Object(extra)), Value::Object(base)) = (overlay, &mut inputs) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
     let store = open(&job.state_dir)?;
     // Automatic pruning: finished jobs are kept for the retention period (ArcGIS
     // keeps them 6 hours), configurable with NBEXEC_JOB_RETENTION (e.g. 1d, 30m).
@@ -46,11 +64,11 @@ pub fn start(
     if job.exists {
         store
             .set_owner(&job.id, std::process::id())
-            .and_then(|()| store.set_inputs(&job.id, &inputs_for(input, parameters, options)))
+            .and_then(|()| store.set_inputs(&job.id, &inputs))
             .map_err(|e| Error::Jobs(e.to_string()))?;
     } else {
         store
-            .create(&job.id, &inputs_for(input, parameters, options))
+            .create(&job.id, &inputs)
             .map_err(|e| Error::Jobs(e.to_string()))?;
     }
     store

@@ -23,7 +23,7 @@ pub use batch::{BatchItemResult, BatchSummary, parse_batch_lines};
 pub use error::Error;
 pub use nbexec_runner::{CancelReason, CellError, CellStatus, Outcome, RunEvent, RunResult};
 pub use params::ParamSources;
-pub use run::{JobSpec, Output, Prepared, Run};
+pub use run::{JobSpec, KernelStart, Output, Prepared, Run, discard_kernel};
 
 /// Reads a notebook file (`-`: standard input); errors name the file. A notebook the
 /// nbformat v4 schema rejects is still returned, after a warning on stderr naming its

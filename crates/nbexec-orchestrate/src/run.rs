@@ -54,6 +54,50 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A kernel started ahead of need for a run (its kernelspec's name and its start);
+/// shut down, off the caller's path, if the run does not take it.
+struct WarmGuard(Option<(String, KernelStart)>);
+
+impl WarmGuard {
+    /// The warm kernel if it is of kernelspec `name`.
+    fn take_for(&mut self, name: &str) -> Option<KernelStart> {
+        match self.0.take() {
+            Some((n, handle)) if n == name => Some(handle),
+            other => {
+                self.0 = other;
+                None
+            }
+        }
+    }
+}
+
+impl Drop for WarmGuard {
+    fn drop(&mut self) {
+        if let Some((_, handle)) = self.0.take() {
+            discard_kernel(handle);
+        }
+    }
+}
+
+/// Shuts down a kernel started for nothing, in the background.
+pub fn discard_kernel(handle: KernelStart) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            if let Ok(Ok(client)) = handle.await {
+                let _ = client.shutdown(Duration::from_millis(500)).await;
+            }
+        });
+    }
+}
+
+/// The cancellation channel of a recorded run, the tasks to stop when it ends, and
+/// the registry it is recorded in.
+type Watched = (
+    watch::Receiver<Option<CancelReason>>,
+    Vec<tokio::task::JoinHandle<()>>,
+    Option<nbexec_runner::jobs::JobStore>,
+);
+
 /// What `prepare_only` did.
 #[derive(Debug)]
 pub struct Prepared {
@@ -93,7 +137,15 @@ pub struct Run {
     pub(crate) options: RunOptions,
     pub(crate) cancel_on_signals: bool,
     pub(crate) job: Option<JobSpec>,
+    /// Fields that replace those of the job's recorded `inputs`.
+    job_inputs: Option<Value>,
+    /// The caller records how the job ended (after work of its own on the result).
+    defer_job_finish: bool,
 }
+
+/// A kernel being started ahead of need (see [`Run::run_with_warm`]).
+pub type KernelStart =
+    tokio::task::JoinHandle<Result<nbexec_kernel::KernelClient, nbexec_kernel::KernelError>>;
 
 /// Record the run as a job in the registry.
 #[derive(Debug, Clone)]
@@ -116,7 +168,39 @@ impl Run {
             options: RunOptions::default(),
             cancel_on_signals: false,
             job: None,
+            job_inputs: None,
+            defer_job_finish: false,
         }
+    }
+
+    /// Leave recording the job's end to the caller, who calls
+    /// [`crate::jobs::finish_with_notes`] once its own work on the result is done (a
+    /// server updates the item first, so a job seen finished has done everything).
+    /// A run that fails before it starts is still recorded here.
+    pub fn defer_job_finish(mut self, on: bool) -> Run {
+        self.defer_job_finish = on;
+        self
+    }
+
+    /// Fields that replace those of the job's recorded ArcGIS `inputs` (a server
+    /// names the item by its id, and says whether it updates it).
+    pub fn job_inputs(mut self, overlay: Option<Value>) -> Run {
+        self.job_inputs = overlay;
+        self
+    }
+
+    /// The kernelspec and launch options this run's local kernel would have (reads
+    /// the notebook): what a caller needs to start the kernel ahead of need and
+    /// hand it to [`Run::run_with_warm`].
+    pub fn kernel_launch(
+        &self,
+    ) -> Result<(nbexec_kernel::KernelSpec, nbexec_kernel::LaunchOptions), Error> {
+        let nb = crate::read_notebook_unchecked(&self.input)?;
+        let options = self.options.clone();
+        let mut options = options;
+        options.kernel_name.clone_from(&self.kernel);
+        let spec = nbexec_runner::resolve_spec(&nb, &options)?;
+        Ok((spec, nbexec_runner::launch_options(&options)))
     }
 
     pub fn output(mut self, output: Output) -> Run {
@@ -357,6 +441,20 @@ impl Run {
         events: &mut (dyn FnMut(&RunEvent) + Send),
         warn: impl Fn(&str),
     ) -> Result<RunResult, Error> {
+        self.run_with_warm(None, events, warn).await
+    }
+
+    /// [`Run::run_with`] on a kernel started ahead of need (`warm`, with the spec
+    /// and launch options of [`Run::kernel_launch`]); `None` starts one now. A
+    /// warm kernel of another kernelspec than the run's is shut down unused.
+    pub async fn run_with_warm(
+        &self,
+        warm: Option<(String, KernelStart)>,
+        events: &mut (dyn FnMut(&RunEvent) + Send),
+        warn: impl Fn(&str),
+    ) -> Result<RunResult, Error> {
+        // Whatever path does not use the warm kernel shuts it down.
+        let mut warm = WarmGuard(warm);
         // Everything that can reject the run (notebook, kernel name, parameters, the
         // output path) is checked before a kernel is started; that takes a few
         // milliseconds. The kernel's start-up is the long pole: the job is recorded
@@ -382,7 +480,9 @@ impl Run {
         warnings.iter().for_each(|w| warn(w));
         let mut options = self.run_options(output_path, &recorded);
         if options.gateway.is_some() {
-            return self.run_remote(nb, options, recorded, events, &warn).await;
+            // Recorded here, so the remote run's future holds no `warn` (it stays Send).
+            let watched = self.watch_and_record(recorded.parameters, &mut options, &warn);
+            return self.run_remote(nb, options, watched, events).await;
         }
         let spec = match nbexec_runner::resolve_spec(&nb, &options) {
             Ok(spec) => spec,
@@ -398,8 +498,14 @@ impl Run {
         nbexec_runner::trace("notebook read, parameters injected");
         let spec_name = spec.name.clone();
         let launch = nbexec_runner::launch_options(&options);
-        let kernel =
-            tokio::spawn(async move { nbexec_kernel::KernelClient::start(&spec, &launch).await });
+        let kernel = match warm.take_for(&spec_name) {
+            Some(handle) => handle,
+            None => {
+                tokio::spawn(
+                    async move { nbexec_kernel::KernelClient::start(&spec, &launch).await },
+                )
+            }
+        };
         // Let the launch begin (the process is spawned) before the rest of the work.
         tokio::task::yield_now().await;
         nbexec_runner::trace("kernel launching");
@@ -420,7 +526,7 @@ impl Run {
         for task in tasks {
             task.abort();
         }
-        if let (Some(store), Some(job)) = (&store, &self.job) {
+        if let (Some(store), Some(job), false) = (&store, &self.job, self.defer_job_finish) {
             crate::jobs::finish(store, &job.id, &result, &options.redact);
         }
         Ok(result?)
@@ -431,10 +537,9 @@ impl Run {
     async fn run_remote(
         &self,
         nb: nbexec_format::Notebook,
-        mut options: RunOptions,
-        recorded: Recorded,
+        options: RunOptions,
+        (rx, tasks, store): Watched,
         events: &mut (dyn FnMut(&RunEvent) + Send),
-        warn: &dyn Fn(&str),
     ) -> Result<RunResult, Error> {
         let Some(cfg) = options.gateway.clone() else {
             return Err(Error::Usage("no gateway configured".into()));
@@ -449,12 +554,11 @@ impl Run {
                 n.push(note.to_owned());
             }
         });
-        let (rx, tasks, store) = self.watch_and_record(recorded.parameters, &mut options, warn);
         let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
         for task in tasks {
             task.abort();
         }
-        if let (Some(store), Some(job)) = (&store, &self.job) {
+        if let (Some(store), Some(job), false) = (&store, &self.job, self.defer_job_finish) {
             let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
             crate::jobs::finish_with_notes(store, &job.id, &result, &options.redact, &notes);
         }
@@ -470,18 +574,20 @@ impl Run {
         parameters: Value,
         options: &mut RunOptions,
         warn: &dyn Fn(&str),
-    ) -> (
-        watch::Receiver<Option<CancelReason>>,
-        Vec<tokio::task::JoinHandle<()>>,
-        Option<nbexec_runner::jobs::JobStore>,
-    ) {
+    ) -> Watched {
         let (tx, rx) = watch::channel(None::<CancelReason>);
         let mut tasks = Vec::new();
         if self.cancel_on_signals {
             tasks.extend(crate::signals::forward_signals(tx.clone()));
         }
         let store = match &self.job {
-            Some(job) => match crate::jobs::start(job, &self.input, parameters, options) {
+            Some(job) => match crate::jobs::start_with(
+                job,
+                &self.input,
+                parameters,
+                options,
+                self.job_inputs.as_ref(),
+            ) {
                 Ok(store) => Some(store),
                 Err(e) => {
                     warn(&format!(

@@ -75,6 +75,13 @@ pub struct Job {
     /// Output notebook, failing cell, exit code.
     pub results: Value,
     pub exit_code: Option<i32>,
+    /// Who ran it: `None` for a run from the command line; for `nbexec serve` the
+    /// signed-in user (`Some("")`: anonymous on a loopback server).
+    pub username: Option<String>,
+    /// What started it: `None` for the command line, `Some("server")` for a job of
+    /// `nbexec serve` (queued in the registry: a dead server's SUBMITTED jobs wait
+    /// for the next one instead of being settled FAILED).
+    pub kind: Option<String>,
 }
 
 impl Job {
@@ -91,7 +98,7 @@ impl Job {
 
     /// The job in detail (`nbexec jobs show`).
     pub fn detail_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "jobId": self.id,
             "name": "executeNotebook",
             "type": "executeNotebook",
@@ -102,9 +109,21 @@ impl Job {
             "inputs": self.inputs,
             "messages": self.messages,
             "results": self.results,
-        })
+        });
+        if let Some(user) = &self.username {
+            v["username"] = Value::from(user.clone());
+        }
+        v
+    }
+
+    /// Is this a job of `nbexec serve`?
+    pub fn is_server_job(&self) -> bool {
+        self.kind.as_deref() == Some(SERVER_KIND)
     }
 }
+
+/// The `kind` of a job `nbexec serve` runs.
+pub const SERVER_KIND: &str = "server";
 
 /// Why the registry could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +274,33 @@ CREATE TABLE IF NOT EXISTS waiters (
 );
 ";
 
+/// Columns added after the first release, added to an older registry when it is
+/// opened (an older nbexec ignores them).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('jobs')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    for (col, ddl) in [
+        ("username", "ALTER TABLE jobs ADD COLUMN username TEXT"),
+        ("kind", "ALTER TABLE jobs ADD COLUMN kind TEXT"),
+    ] {
+        if !have.iter().any(|c| c == col) {
+            match conn.execute_batch(ddl) {
+                // Another process added it meanwhile.
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Does the row have this column (a read-only registry of an older nbexec may not)?
+fn opt_col<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, name: &str) -> Option<T> {
+    row.get::<_, Option<T>>(name).ok().flatten()
+}
+
 impl JobStore {
     /// Opens (creating if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<JobStore, JobError> {
@@ -286,6 +332,7 @@ impl JobStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        migrate(&conn).map_err(db)?;
         Ok(JobStore {
             conn,
             path,
@@ -315,10 +362,12 @@ impl JobStore {
                     path: path.clone(),
                     source,
                 })?;
-                conn.execute_batch(SCHEMA).map_err(|source| JobError::Db {
-                    path: path.clone(),
-                    source,
-                })?;
+                conn.execute_batch(SCHEMA)
+                    .and_then(|()| migrate(&conn))
+                    .map_err(|source| JobError::Db {
+                        path: path.clone(),
+                        source,
+                    })?;
                 return Ok(JobStore {
                     conn,
                     path,
@@ -376,6 +425,80 @@ impl JobStore {
             )
             .map_err(|e| self.db(e))?;
         Ok(())
+    }
+
+    /// Records a new job of `nbexec serve` (SUBMITTED, queued), owned by this process
+    /// and by `username` (`""`: anonymous).
+    pub fn create_server_job(
+        &self,
+        id: &str,
+        inputs: &Value,
+        username: &str,
+    ) -> Result<(), JobError> {
+        let pid = std::process::id() as i64;
+        self.conn
+            .execute(
+                "INSERT INTO jobs (id, status, submitted, pid, pid_start, inputs, username, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, JobStatus::Submitted.as_str(), now_ms(), pid, process_start(pid), inputs.to_string(), username, SERVER_KIND],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// Appends a message to a job's messages.
+    pub fn add_message(&self, id: &str, message: &str) -> Result<(), JobError> {
+        let current: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT messages FROM jobs WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let Some(current) = current else {
+            return Err(JobError::NotFound(id.to_owned()));
+        };
+        let mut list: Vec<Value> = serde_json::from_str(&current).unwrap_or_default();
+        list.push(Value::from(message));
+        self.conn
+            .execute(
+                "UPDATE jobs SET messages = ?2 WHERE id = ?1",
+                params![id, Value::from(list).to_string()],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// Ends a job that never started (a queued job cancelled, say): only if it is
+    /// still SUBMITTED or CANCELLING; returns whether it did.
+    pub fn finish_unstarted(
+        &self,
+        id: &str,
+        status: JobStatus,
+        message: &str,
+    ) -> Result<bool, JobError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE jobs SET status = ?2, end_time = ?3, start_time = CASE WHEN start_time = 0 THEN ?3 ELSE start_time END,
+                 messages = ?4 WHERE id = ?1 AND status IN ('SUBMITTED', 'CANCELLING') AND start_time = 0",
+                params![id, status.as_str(), now_ms(), Value::from(vec![message.to_owned()]).to_string()],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(n > 0)
+    }
+
+    /// Deletes one finished job; returns whether it did.
+    pub fn delete_finished(&self, id: &str) -> Result<bool, JobError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM jobs WHERE id = ?1 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')",
+                params![id],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(n > 0)
     }
 
     /// The job is now run by process `pid` (the detached child, say).
@@ -460,6 +583,8 @@ impl JobStore {
                 messages,
                 results: parse(row.get("results")?),
                 exit_code: row.get("exit_code")?,
+                username: opt_col(row, "username"),
+                kind: opt_col(row, "kind"),
             },
             row.get("pid_start")?,
         ))
@@ -511,6 +636,7 @@ impl JobStore {
     fn as_settled(&self, mut job: Job, pid_start: Option<String>) -> Job {
         if self.read_only
             && !job.status.is_finished()
+            && !(job.is_server_job() && job.status == JobStatus::Submitted)
             && let Some(pid) = job.pid
             && !owner_alive(pid, pid_start.as_deref())
         {
@@ -519,9 +645,8 @@ impl JobStore {
             } else {
                 JobStatus::Failed
             };
-            job.messages.push(format!(
-                "the nbexec process ({pid}) running this job ended without finishing it"
-            ));
+            let message = orphan_message(&job, pid);
+            job.messages.push(message);
         }
         job
     }
@@ -562,6 +687,10 @@ impl JobStore {
         let mut dead = Vec::new();
         for row in rows {
             let (job, pid_start) = row.map_err(|e| self.db(e))?;
+            // A server's queued job waits for the next server (which re-queues it).
+            if job.is_server_job() && job.status == JobStatus::Submitted {
+                continue;
+            }
             if let Some(pid) = job.pid
                 && !owner_alive(pid, pid_start.as_deref())
             {
@@ -570,9 +699,7 @@ impl JobStore {
         }
         for (job, pid) in &dead {
             let mut messages = job.messages.clone();
-            messages.push(format!(
-                "the nbexec process ({pid}) running this job ended without finishing it"
-            ));
+            messages.push(orphan_message(job, *pid));
             let status = if job.status == JobStatus::Cancelling {
                 JobStatus::Cancelled
             } else {
@@ -586,6 +713,32 @@ impl JobStore {
                 .map_err(|e| self.db(e))?;
         }
         Ok(dead.len())
+    }
+
+    /// The queued (SUBMITTED) jobs of servers that are gone, oldest first: a
+    /// starting server takes them over (see [`JobStore::set_owner`]).
+    pub fn orphaned_server_queue(&self) -> Result<Vec<Job>, JobError> {
+        if self.read_only {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM jobs WHERE status = 'SUBMITTED' AND kind = ?1 ORDER BY submitted, id")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![SERVER_KIND], Self::row_to_job)
+            .map_err(|e| self.db(e))?;
+        let mut jobs = Vec::new();
+        for row in rows {
+            let (job, pid_start) = row.map_err(|e| self.db(e))?;
+            if !job
+                .pid
+                .is_some_and(|pid| owner_alive(pid, pid_start.as_deref()))
+            {
+                jobs.push(job);
+            }
+        }
+        Ok(jobs)
     }
 
     /// Asks a running job to stop: CANCELLING in the registry, and SIGUSR1 to its
@@ -708,6 +861,15 @@ impl JobStore {
             }
         }
         Ok(())
+    }
+}
+
+/// What a job whose owner died without finishing it is told.
+fn orphan_message(job: &Job, pid: i64) -> String {
+    if job.is_server_job() {
+        format!("the server stopped during the run (nbexec serve, process {pid})")
+    } else {
+        format!("the nbexec process ({pid}) running this job ended without finishing it")
     }
 }
 
