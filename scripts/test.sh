@@ -14,4 +14,7 @@ scripts/chromium.sh
 # Tests find the kernel through the project's own environment, never one installed by hand.
 export VIRTUAL_ENV="$root/.venv"
 export PATH="$root/.venv/bin:$PATH"
-cargo test --workspace --locked --no-fail-fast "$@"
+# One build, with the `tls` feature (https gateways) on: tests/gateway_tls.rs needs it,
+# and a second build without it would compile the crates above nbexec-gateway twice.
+# The feature only adds the https path; `cargo clippy` checks the default build.
+cargo test --workspace --locked --no-fail-fast --features nbexec/tls "$@"

@@ -374,6 +374,51 @@ fn a_gateway_killed_mid_run_is_exit_138_with_the_notebook_saved() {
 }
 
 #[test]
+fn a_start_abandoned_while_the_kernel_request_is_in_flight_leaves_no_kernel() {
+    // The gateway creates the kernel at once, but its answer (the kernel's id)
+    // reaches nbexec only 3 s later: SIGTERM comes in between.
+    let gw = KernelGateway::start();
+    let proxy = TcpProxy::start_slow(gw.port, Duration::from_secs(3));
+    let dir = tmp();
+    let input = write_nb(
+        dir.path(),
+        "in.ipynb",
+        &notebook(vec![code("print('never')", &[])]),
+    );
+    let output = dir.path().join("out.ipynb");
+    let mut cmd = gw.nbexec();
+    cmd.env(
+        "JUPYTER_GATEWAY_URL",
+        format!("http://127.0.0.1:{}", proxy.port),
+    );
+    let mut child = cmd
+        .args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gw.kernels().is_empty() {
+        assert!(Instant::now() < deadline, "no kernel was created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe {
+        libc_kill(child.id() as i32, 15);
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert_eq!(
+        read_nb(&output)["metadata"]["nbexec"]["status"],
+        json!("cancelled"),
+        "{err}"
+    );
+    // Nobody took the kernel the gateway made: it was deleted all the same.
+    gw.assert_no_kernels();
+}
+
+#[test]
 fn a_dropped_websocket_is_reconnected_and_the_run_completes() {
     let gw = KernelGateway::start();
     let proxy = TcpProxy::start(gw.port);

@@ -435,6 +435,87 @@ pub struct KernelGateway {
     child: Option<std::process::Child>,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
+    /// How clients trust it (and prove themselves to it), when it serves https.
+    tls: Option<ClientTls>,
+}
+
+/// What a client of an https test gateway needs: the CA that signed its
+/// certificate and, if it asks for one, a client certificate and key.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub ca: PathBuf,
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// A throwaway certificate authority with a server certificate for 127.0.0.1 and a
+/// client certificate signed by it, and an unrelated authority: PEM files in a
+/// temporary directory, made fresh by each test.
+pub struct TestPki {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// An authority that signed none of these.
+    pub other_ca: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let authority = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+        };
+        let ca = authority("nbexec test CA");
+        let other = authority("another test CA");
+        let issuer: &rcgen::Issuer<'_, KeyPair> = &ca;
+        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| {
+            let mut params = CertificateParams::new(names).unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![usage];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            "127.0.0.1",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) = leaf(
+            vec![],
+            "nbexec test client",
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        TestPki {
+            ca: write("ca.pem", ca.pem()),
+            other_ca: write("other-ca.pem", other.pem()),
+            server_cert: write("server.pem", server_cert),
+            server_key: write("server-key.pem", server_key),
+            client_cert: write("client.pem", client_cert),
+            client_key: write("client-key.pem", client_key),
+            _dir: dir,
+        }
+    }
 }
 
 impl KernelGateway {
@@ -451,6 +532,16 @@ impl KernelGateway {
         Self::start_on(port, max_kernels)
     }
 
+    /// Serving https with `pki`'s server certificate; with `require_client_cert`,
+    /// it also asks clients for a certificate signed by `pki`'s CA.
+    pub fn start_tls(pki: &TestPki, require_client_cert: bool) -> KernelGateway {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        Self::start_full(port, None, Some((pki, require_client_cert)))
+    }
+
     /// Which gateway the tests run against: `kernel` (default) or `enterprise`.
     pub fn kind() -> String {
         std::env::var("NBEXEC_GATEWAY").unwrap_or_else(|_| "kernel".into())
@@ -458,6 +549,14 @@ impl KernelGateway {
 
     /// On a given port (to start it again where it was).
     pub fn start_on(port: u16, max_kernels: Option<u32>) -> KernelGateway {
+        Self::start_full(port, max_kernels, None)
+    }
+
+    fn start_full(
+        port: u16,
+        max_kernels: Option<u32>,
+        tls: Option<(&TestPki, bool)>,
+    ) -> KernelGateway {
         use std::os::unix::process::CommandExt;
         let enterprise = Self::kind() == "enterprise";
         let (venv, program, app) = if enterprise {
@@ -492,6 +591,19 @@ impl KernelGateway {
         } else {
             "--JupyterWebsocketPersonality.list_kernels=True".to_owned()
         });
+        let mut client_tls = None;
+        if let Some((pki, require_client_cert)) = tls {
+            extra.push(format!("--{app}.certfile={}", pki.server_cert.display()));
+            extra.push(format!("--{app}.keyfile={}", pki.server_key.display()));
+            if require_client_cert {
+                extra.push(format!("--{app}.client_ca={}", pki.ca.display()));
+            }
+            client_tls = Some(ClientTls {
+                ca: pki.ca.clone(),
+                client: require_client_cert
+                    .then(|| (pki.client_cert.clone(), pki.client_key.clone())),
+            });
+        }
         let dir = tempfile::tempdir().unwrap();
         let token = format!("tok{}", std::process::id());
         let log = dir.path().join("kg.log");
@@ -514,17 +626,29 @@ impl KernelGateway {
             .process_group(0)
             .spawn()
             .expect("the Kernel Gateway starts");
+        let scheme = if client_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let gw = KernelGateway {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             port,
             token,
             child: Some(child),
             log,
             _dir: dir,
+            tls: client_tls,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         while std::time::Instant::now() < deadline {
-            if gw.get("/api").0 == 200 {
+            let up = if gw.tls.is_some() {
+                gw.tls_client()
+                    .is_ok_and(|client| block_on(client.kernelspecs()).is_ok())
+            } else {
+                gw.get("/api").0 == 200
+            };
+            if up {
                 return gw;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
@@ -535,8 +659,25 @@ impl KernelGateway {
         );
     }
 
+    /// A client of this https gateway, trusting its CA (and with the client
+    /// certificate it asks for).
+    fn tls_client(&self) -> Result<nbexec_gateway::Gateway, nbexec_gateway::GatewayError> {
+        let tls = self.tls.as_ref().expect("an https gateway");
+        let mut cfg = nbexec_gateway::GatewayConfig::new(&self.url)?;
+        cfg.auth_token = Some(self.token.clone());
+        cfg.ca_certs = Some(tls.ca.clone());
+        if let Some((cert, key)) = &tls.client {
+            cfg.client_cert = Some(cert.clone());
+            cfg.client_key = Some(key.clone());
+        }
+        cfg.request_timeout = std::time::Duration::from_secs(10);
+        nbexec_gateway::Gateway::new(cfg)
+    }
+
     /// `GET path` with the token: (status, body); status 0 if nothing answers.
+    /// Plain http gateways only.
     pub fn get(&self, path: &str) -> (u16, String) {
+        assert!(self.tls.is_none(), "get() speaks plain http");
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return (0, String::new());
@@ -565,6 +706,10 @@ impl KernelGateway {
 
     /// The kernels the gateway runs now.
     pub fn kernels(&self) -> Vec<Value> {
+        if self.tls.is_some() {
+            let client = self.tls_client().unwrap();
+            return block_on(client.kernels()).unwrap();
+        }
         let (status, body) = self.get("/api/kernels");
         assert_eq!(status, 200, "GET /api/kernels: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -589,6 +734,13 @@ impl KernelGateway {
             .env("JUPYTER_GATEWAY_AUTH_TOKEN", &self.token)
             // Enterprise Gateway refuses kernels to `root` (its unauthorized_users).
             .env("KERNEL_USERNAME", "nbexec-test");
+        if let Some(tls) = &self.tls {
+            cmd.env("JUPYTER_GATEWAY_CA_CERTS", &tls.ca);
+            if let Some((cert, key)) = &tls.client {
+                cmd.env("JUPYTER_GATEWAY_CLIENT_CERT", cert)
+                    .env("JUPYTER_GATEWAY_CLIENT_KEY", key);
+            }
+        }
         cmd
     }
 
@@ -614,6 +766,15 @@ impl Drop for KernelGateway {
     }
 }
 
+/// Runs a future to completion on a runtime of its own.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// A loopback TCP proxy to `127.0.0.1:target` whose open connections can be cut at
 /// once while new ones keep going through: a network blip.
 pub struct TcpProxy {
@@ -624,6 +785,18 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     pub fn start(target: u16) -> TcpProxy {
+        Self::start_with(target, None)
+    }
+
+    /// A proxy that holds the first bytes of every answer for `delay` before
+    /// passing them on (and the rest of it after them): a slow server, as seen from
+    /// the client, whose requests have arrived all the same.
+    pub fn start_slow(target: u16, delay: std::time::Duration) -> TcpProxy {
+        Self::start_with(target, Some(delay))
+    }
+
+    fn start_with(target: u16, delay: Option<std::time::Duration>) -> TcpProxy {
+        use std::io::{Read, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -639,8 +812,17 @@ impl TcpProxy {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
-                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            delay: Option<std::time::Duration>| {
                     std::thread::spawn(move || {
+                        if let Some(delay) = delay {
+                            let mut first = [0u8; 16384];
+                            if let Ok(n @ 1..) = from.read(&mut first) {
+                                std::thread::sleep(delay);
+                                let _ = to.write_all(&first[..n]);
+                            }
+                        }
                         let _ = std::io::copy(&mut from, &mut to);
                         let _ = to.shutdown(std::net::Shutdown::Both);
                         let _ = from.shutdown(std::net::Shutdown::Both);
@@ -650,8 +832,12 @@ impl TcpProxy {
                 list.push(client.try_clone().unwrap());
                 list.push(server.try_clone().unwrap());
                 drop(list);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    None,
+                );
+                pipe(server, client, delay);
             }
         });
         TcpProxy { port, conns, stop }

@@ -1,6 +1,7 @@
 //! Where the gateway is and how to talk to it: `--gateway-url` and the
 //! `JUPYTER_GATEWAY_*` environment that Jupyter Server's `GatewayClient` reads.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::GatewayError;
@@ -23,7 +24,17 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// Names of variables sent to the kernel besides `KERNEL_*`.
     pub allowed_envs: Vec<String>,
+    /// Check an https gateway's certificate (`JUPYTER_GATEWAY_VALIDATE_CERT`, on by
+    /// default; off takes any certificate).
     pub validate_cert: bool,
+    /// A PEM file of the authorities an https gateway's certificate is checked
+    /// against instead of the system's (`JUPYTER_GATEWAY_CA_CERTS`).
+    pub ca_certs: Option<PathBuf>,
+    /// A PEM certificate (chain) nbexec presents to an https gateway that asks for
+    /// one (`JUPYTER_GATEWAY_CLIENT_CERT`), and its key (`JUPYTER_GATEWAY_CLIENT_KEY`;
+    /// without it, the key is looked for in the certificate's file).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     /// How many times a dropped WebSocket is reconnected before the run fails.
     pub reconnect_max: u32,
 }
@@ -39,6 +50,10 @@ impl std::fmt::Debug for GatewayConfig {
             )
             .field("auth_scheme", &self.auth_scheme)
             .field("headers", &self.headers.len())
+            .field("validate_cert", &self.validate_cert)
+            .field("ca_certs", &self.ca_certs)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +87,9 @@ impl GatewayConfig {
             request_timeout: Duration::from_secs(42),
             allowed_envs: Vec::new(),
             validate_cert: true,
+            ca_certs: None,
+            client_cert: None,
+            client_key: None,
             reconnect_max: 5,
         })
     }
@@ -149,7 +167,17 @@ impl GatewayConfig {
                 .collect();
         }
         if let Some(v) = get("JUPYTER_GATEWAY_VALIDATE_CERT") {
-            cfg.validate_cert = !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0");
+            // GatewayClient turns it off with `no` or `false`; any case, and `0`, too.
+            cfg.validate_cert =
+                !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "no" | "0");
+        }
+        cfg.ca_certs = get("JUPYTER_GATEWAY_CA_CERTS").map(PathBuf::from);
+        cfg.client_cert = get("JUPYTER_GATEWAY_CLIENT_CERT").map(PathBuf::from);
+        cfg.client_key = get("JUPYTER_GATEWAY_CLIENT_KEY").map(PathBuf::from);
+        if cfg.client_key.is_some() && cfg.client_cert.is_none() {
+            return Err(GatewayError::Config(
+                "JUPYTER_GATEWAY_CLIENT_KEY is set but JUPYTER_GATEWAY_CLIENT_CERT is not: a key needs its certificate".into(),
+            ));
         }
         if let Some(n) = get("JUPYTER_GATEWAY_RETRY_MAX") {
             cfg.reconnect_max = n.trim().parse().map_err(|_| {
@@ -211,6 +239,36 @@ mod tests {
                 .is_none()
         );
         assert!(GatewayConfig::from_lookup(Some("ftp://x"), |_| None).is_err());
+    }
+
+    #[test]
+    fn certificate_settings_are_read_as_gateway_client_reads_them() {
+        let env = |k: &str| match k {
+            "JUPYTER_GATEWAY_CA_CERTS" => Some("/etc/ca.pem".to_owned()),
+            "JUPYTER_GATEWAY_CLIENT_CERT" => Some("/etc/me.pem".to_owned()),
+            "JUPYTER_GATEWAY_CLIENT_KEY" => Some("/etc/me.key".to_owned()),
+            "JUPYTER_GATEWAY_VALIDATE_CERT" => Some("No".to_owned()),
+            _ => None,
+        };
+        let cfg = GatewayConfig::from_lookup(Some("http://h:1"), env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.ca_certs, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(cfg.client_cert, Some(PathBuf::from("/etc/me.pem")));
+        assert_eq!(cfg.client_key, Some(PathBuf::from("/etc/me.key")));
+        assert!(!cfg.validate_cert);
+        let defaults = GatewayConfig::from_lookup(Some("http://h:1"), |_| None)
+            .unwrap()
+            .unwrap();
+        assert!(defaults.validate_cert && defaults.ca_certs.is_none());
+        // A key alone is a mistake worth saying.
+        let key_only =
+            |k: &str| (k == "JUPYTER_GATEWAY_CLIENT_KEY").then(|| "/etc/me.key".to_owned());
+        let err = GatewayConfig::from_lookup(Some("http://h:1"), key_only).unwrap_err();
+        assert!(
+            err.to_string().contains("JUPYTER_GATEWAY_CLIENT_CERT"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub enum GatewayError {
     /// Nothing answers at the gateway's address (refused, DNS, timeout).
     #[error("cannot reach the gateway at {url}: {detail}")]
     Unreachable { url: String, detail: String },
+    /// The TLS connection to an https gateway failed: its certificate, or ours.
+    #[error("gateway {url}: {detail}")]
+    Tls { url: String, detail: String },
     /// The gateway answered with an error status; `body` is its message, quoted.
     #[error("gateway {url}: {method} {path} answered {status}{}", quote_body(.body))]
     Status {

@@ -106,7 +106,7 @@ impl RemoteKernel {
             .or_insert_with(|| Value::from(opts.start_timeout.as_secs().max(1).to_string()));
         let mut wait = Duration::from_secs(1);
         let model = loop {
-            match gateway.create_kernel(&opts.kernel_name, env.clone()).await {
+            match create_unleaked(gateway, &opts.kernel_name, env.clone()).await {
                 Ok(model) => break model,
                 Err(e) if e.is_resource_limit() && Instant::now() + wait < deadline => {
                     note(&format!(
@@ -302,6 +302,102 @@ impl Drop for RemoteKernel {
     }
 }
 
+/// `POST /api/kernels` in a way that cannot leak the kernel if the start is
+/// abandoned (cancelled, its task aborted, its runtime shut down) while the request
+/// is in flight: the request runs on a thread of its own, and whoever ends up
+/// holding a created kernel that nobody takes deletes it.
+async fn create_unleaked(
+    gateway: &Gateway,
+    name: &str,
+    env: Map<String, Value>,
+) -> Result<Value, GatewayError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let worker = gateway.clone();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        // Dropped when this thread ends: what an abandoned start waits for.
+        let _done = done_tx;
+        // A client of its own: this thread's runtime is not the caller's.
+        let (rt, gateway) = match (
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            worker.detached(),
+        ) {
+            (Ok(rt), Ok(gateway)) => (rt, gateway),
+            (Err(e), _) => {
+                let _ = tx.send(Err(GatewayError::Config(format!(
+                    "cannot start a runtime for the kernel request: {e}"
+                ))));
+                return;
+            }
+            (_, Err(e)) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let result = rt.block_on(gateway.create_kernel(&name, env));
+        if let Err(Ok(model)) = tx.send(result) {
+            // The start was abandoned meanwhile: nobody will delete this kernel
+            // but us.
+            if let Some(id) = model["id"].as_str() {
+                let _ = rt.block_on(gateway.delete_kernel(id, DELETE_CAP));
+            }
+        }
+    });
+    let mut pending = PendingCreate {
+        rx,
+        taken: false,
+        done: done_rx,
+        gateway: gateway.clone(),
+        wait: gateway.config().request_timeout + DELETE_CAP,
+    };
+    let result = (&mut pending.rx).await;
+    // Taken: from here the caller's guard owns the kernel.
+    pending.taken = true;
+    result.unwrap_or_else(|_| {
+        Err(GatewayError::Protocol {
+            url: gateway.url().to_owned(),
+            detail: "the kernel request ended without an answer".into(),
+        })
+    })
+}
+
+/// A kernel request whose answer nobody has taken yet. Dropped before it is taken,
+/// it makes sure the kernel, if the gateway created one, is deleted before it goes.
+struct PendingCreate {
+    rx: tokio::sync::oneshot::Receiver<Result<Value, GatewayError>>,
+    taken: bool,
+    done: std::sync::mpsc::Receiver<()>,
+    gateway: Gateway,
+    /// How long the request and a DELETE after it may take.
+    wait: Duration,
+}
+
+impl Drop for PendingCreate {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        let rx = &mut self.rx;
+        // After close, the request's thread cannot hand its answer over any more:
+        // either the answer is here already (ours to delete), or the thread keeps
+        // it and deletes the kernel itself.
+        rx.close();
+        if let Ok(Ok(model)) = rx.try_recv() {
+            drop(DeleteGuard {
+                gateway: self.gateway.clone(),
+                id: model["id"].as_str().map(str::to_owned),
+            });
+        } else {
+            // Wait (bounded) for the thread, so that the process does not exit
+            // before the DELETE is sent.
+            let _ = self.done.recv_timeout(self.wait);
+        }
+    }
+}
+
 /// Deletes a kernel when dropped, unless disarmed: the last line of defence against
 /// a kernel left running on a cluster.
 struct DeleteGuard {
@@ -312,7 +408,7 @@ struct DeleteGuard {
 impl Drop for DeleteGuard {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let cfg = self.gateway.config().clone();
+        let gateway = self.gateway.clone();
         // Drop cannot await; a thread of its own runs the DELETE, waited for up to
         // the cap so the process does not exit before it is sent. It uses a client
         // of its own: the pooled connections of ours belong to the runtime that is
@@ -322,7 +418,7 @@ impl Drop for DeleteGuard {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build(),
-                Gateway::new(cfg),
+                gateway.detached(),
             ) {
                 let _ = rt.block_on(gateway.delete_kernel(&id, DELETE_CAP));
             }

@@ -10,6 +10,8 @@ mod config;
 mod error;
 mod kernel;
 mod rest;
+#[cfg(feature = "tls")]
+mod tls;
 mod ws;
 
 pub use config::GatewayConfig;

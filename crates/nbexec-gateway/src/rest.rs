@@ -13,27 +13,65 @@ use crate::{GatewayConfig, GatewayError};
 pub struct Gateway {
     pub(crate) cfg: Arc<GatewayConfig>,
     http: reqwest::Client,
+    /// The TLS settings of an https/wss gateway, shared by REST and the WebSocket.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Gateway {
     pub fn new(cfg: GatewayConfig) -> Result<Gateway, GatewayError> {
+        #[cfg(feature = "tls")]
+        let tls = if cfg.url.starts_with("https://") || cfg.ws_url.starts_with("wss://") {
+            Some(crate::tls::client_config(&cfg)?)
+        } else {
+            None
+        };
+        Self::build(
+            Arc::new(cfg),
+            #[cfg(feature = "tls")]
+            tls,
+        )
+    }
+
+    fn build(
+        cfg: Arc<GatewayConfig>,
+        #[cfg(feature = "tls")] tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Gateway, GatewayError> {
         #[allow(unused_mut)]
         let mut builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)
             .no_proxy();
         #[cfg(feature = "tls")]
-        {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            builder = builder.danger_accept_invalid_certs(!cfg.validate_cert);
+        match &tls {
+            Some(tls) => {
+                builder = builder.tls_backend_preconfigured(rustls::ClientConfig::clone(tls));
+            }
+            // reqwest sets up rustls for any client, http-only ones too, from the
+            // process's default provider: make it ring (if none is set yet).
+            None => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
         }
         let http = builder
             .build()
             .map_err(|e| GatewayError::Config(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Gateway {
-            cfg: Arc::new(cfg),
+            cfg,
             http,
+            #[cfg(feature = "tls")]
+            tls,
         })
+    }
+
+    /// The same gateway with a client of its own (no pooled connections shared):
+    /// for work done on another runtime than this one's.
+    pub(crate) fn detached(&self) -> Result<Gateway, GatewayError> {
+        Self::build(
+            self.cfg.clone(),
+            #[cfg(feature = "tls")]
+            self.tls.clone(),
+        )
     }
 
     pub fn config(&self) -> &GatewayConfig {
@@ -88,6 +126,13 @@ impl Gateway {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> GatewayError {
+        #[cfg(feature = "tls")]
+        if let Some(detail) = crate::tls::explain(e) {
+            return GatewayError::Tls {
+                url: self.cfg.url.clone(),
+                detail,
+            };
+        }
         // reqwest says "error sending request for url (…)"; the root cause says why.
         let mut detail = e.to_string();
         if let Some(mut root) = std::error::Error::source(e) {

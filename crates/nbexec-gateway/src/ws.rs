@@ -66,6 +66,16 @@ impl Gateway {
                 HeaderValue::from_str(&auth).map_err(|_| bad("auth token"))?,
             );
         }
+        #[cfg(feature = "tls")]
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            None,
+            false,
+            self.tls
+                .as_ref()
+                .map(|tls| tokio_tungstenite::Connector::Rustls(tls.clone())),
+        );
+        #[cfg(not(feature = "tls"))]
         let connect = tokio_tungstenite::connect_async(req);
         let (ws, resp) = match tokio::time::timeout(cfg.connect_timeout, connect).await {
             Err(_) => {
@@ -92,6 +102,13 @@ impl Gateway {
                 });
             }
             Ok(Err(e)) => {
+                #[cfg(feature = "tls")]
+                if let Some(detail) = crate::tls::explain(&e) {
+                    return Err(GatewayError::Tls {
+                        url: cfg.url.clone(),
+                        detail: format!("WebSocket {path}: {detail}"),
+                    });
+                }
                 return Err(GatewayError::Unreachable {
                     url: cfg.url.clone(),
                     detail: format!("WebSocket {path}: {e}"),
