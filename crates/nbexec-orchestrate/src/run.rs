@@ -93,6 +93,7 @@ pub struct Run {
     pub(crate) options: RunOptions,
     pub(crate) cancel_on_signals: bool,
     pub(crate) job: Option<JobSpec>,
+    pub(crate) no_overwrite: bool,
 }
 
 /// Record the run as a job in the registry.
@@ -116,6 +117,7 @@ impl Run {
             options: RunOptions::default(),
             cancel_on_signals: false,
             job: None,
+            no_overwrite: false,
         }
     }
 
@@ -223,6 +225,13 @@ impl Run {
         self
     }
 
+    /// Refuse to replace an existing output (a conditional create in an object
+    /// store); checked before the kernel starts, and again by the store at the end.
+    pub fn no_overwrite(mut self, on: bool) -> Run {
+        self.no_overwrite = on;
+        self
+    }
+
     pub fn job(mut self, job: Option<JobSpec>) -> Run {
         self.job = job;
         self
@@ -303,7 +312,7 @@ impl Run {
         options.input_path = Some(self.input.to_string_lossy().into_owned());
         options.output = match (&self.output, output_path) {
             (Output::Stdout, _) => OutputTarget::Stdout,
-            (_, Some(p)) => OutputTarget::File(p),
+            (_, Some(p)) => OutputTarget::File(crate::storage::local_path(&p)),
             _ => OutputTarget::Discard,
         };
         options.kernel_name.clone_from(&self.kernel);
@@ -331,10 +340,8 @@ impl Run {
         );
         match &options.output {
             OutputTarget::File(path) => {
-                nbexec_runner::save::write_atomic(path, &bytes).map_err(|source| Error::Write {
-                    path: path.clone(),
-                    source,
-                })?
+                crate::storage::check_output(path, self.no_overwrite)?;
+                crate::storage::write_bytes(path, &bytes)?
             }
             OutputTarget::Stdout => {
                 use std::io::Write;
@@ -363,12 +370,7 @@ impl Run {
         // while it boots.
         let prepared = self.prepare().and_then(|p| {
             if let Some(path) = &p.1 {
-                nbexec_runner::save::check_writable(path).map_err(|source| {
-                    Error::Run(nbexec_runner::RunError::Output {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
+                crate::storage::check_output(path, self.no_overwrite)?;
             }
             Ok(p)
         });
@@ -415,8 +417,15 @@ impl Run {
                 ))),
             }
         };
-        let result =
-            nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx).await;
+        let result = match crate::storage::stage(&mut options, self.no_overwrite) {
+            Ok(upload) => {
+                let result =
+                    nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx)
+                        .await;
+                crate::storage::finish(upload, result).await
+            }
+            Err(e) => Err(e),
+        };
         for task in tasks {
             task.abort();
         }
@@ -450,7 +459,14 @@ impl Run {
             }
         });
         let (rx, tasks, store) = self.watch_and_record(recorded.parameters, &mut options, warn);
-        let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
+        let result = match crate::storage::stage(&mut options, self.no_overwrite) {
+            Ok(upload) => {
+                let result =
+                    nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
+                crate::storage::finish(upload, result).await
+            }
+            Err(e) => Err(e),
+        };
         for task in tasks {
             task.abort();
         }

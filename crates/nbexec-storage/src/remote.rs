@@ -162,7 +162,7 @@ pub(crate) async fn check_writable(url: &RemoteUrl, mode: WriteMode) -> Result<(
         });
     match store.list_with_delimiter(Some(&parent)).await {
         Ok(_) => Ok(()),
-        Err(e @ object_store::Error::NotFound { .. }) => Err(Error::NotFound {
+        Err(e) if is_missing_container(&e) => Err(Error::NotFound {
             url: url.to_string(),
             reason: format!(
                 "the bucket or container does not exist ({})",
@@ -186,6 +186,18 @@ pub(crate) async fn check_writable(url: &RemoteUrl, mode: WriteMode) -> Result<(
         // A network error now may be gone by the end of the run: the write decides.
         Err(_) => Ok(()),
     }
+}
+
+/// Does a listing's error say the bucket or container is not there? Stores answer
+/// 404 with their own code; not every store maps that to `NotFound` for a listing.
+fn is_missing_container(e: &object_store::Error) -> bool {
+    if matches!(e, object_store::Error::NotFound { .. }) {
+        return true;
+    }
+    let text = e.to_string();
+    ["NoSuchBucket", "ContainerNotFound", "404 Not Found"]
+        .iter()
+        .any(|code| text.contains(code))
 }
 
 /// Jupyter's Contents API: `GET`/`PUT /api/contents/PATH` with a notebook model,
@@ -242,7 +254,6 @@ mod contents {
         let mut api = url.resolved.clone();
         api.query_pairs_mut()
             .append_pair("type", "notebook")
-            .append_pair("format", "json")
             .append_pair("content", "1");
         let resp = with_token(client(url)?.get(api))
             .send()
