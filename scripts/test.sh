@@ -18,3 +18,6 @@ export PATH="$root/.venv/bin:$PATH"
 # and a second build without it would compile the crates above nbexec-gateway twice.
 # The feature only adds the https path; `cargo clippy` checks the default build.
 cargo test --workspace --locked --no-fail-fast --features nbexec/tls "$@"
+# A build without `remote` names the feature when given a URL: only the root package
+# and the crates whose features change are rebuilt for this, not the workspace.
+cargo test -p nbexec --locked --no-default-features --test storage

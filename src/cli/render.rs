@@ -115,6 +115,13 @@ pub fn write_report_file(
     opts: &nbexec_report::Options,
     path: &Path,
 ) -> Result<(), String> {
+    if nbexec::is_url(path) {
+        // A report to an object store: rendered in memory, uploaded whole.
+        let mut page = Vec::new();
+        nbexec_report::render(nb, opts, &mut page)
+            .map_err(|e| format!("cannot render the report: {e}"))?;
+        return nbexec::write_bytes(path, &page).map_err(|e| e.to_string());
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

@@ -20,12 +20,15 @@ The underscore spellings of papermill's options (--parameters_raw, --log_output,
 --prepare_only, …) are accepted as well."
 )]
 pub struct RunArgs {
-    /// The notebook to run (`-`: standard input; omitted: standard input when it is piped)
+    /// The notebook to run: a path or a URL (s3://, gs://, az://, http(s)://, jupyter+http(s)://…; `-`: standard input; omitted: standard input when it is piped)
     #[arg(value_name = "INPUT")]
     input: Option<PathBuf>,
-    /// Where to write the executed notebook (`-` for stdout); `{name}` is filled from parameters
+    /// Where to write the executed notebook, a path or a URL (`-` for stdout); `{name}` is filled from parameters
     #[arg(value_name = "OUTPUT")]
     output: Option<String>,
+    /// Refuse to replace an existing output (a conditional create in an object store)
+    #[arg(long = "no-overwrite")]
+    no_overwrite: bool,
 
     /// A parameter, its value typed as papermill does (True/False/None, int, float, else string)
     #[arg(short = 'p', long = "parameters", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
@@ -534,7 +537,8 @@ pub fn main(args: RunArgs) -> i32 {
                 (args.max_output_mb > 0.0)
                     .then_some((args.max_output_mb * 1024.0 * 1024.0) as usize),
             )
-            .tcp(args.tcp);
+            .tcp(args.tcp)
+            .no_overwrite(args.no_overwrite);
 
     let state_dir = args
         .state_dir
@@ -678,8 +682,10 @@ fn write_run_report(
     path: &std::path::Path,
 ) -> Result<(), String> {
     let nb = match &done.saved_to {
-        Some(saved) if saved.as_os_str() != "-" => nbexec::read_notebook_unchecked(saved)
-            .map_err(|e| format!("cannot read the executed notebook for the report: {e}"))?,
+        Some(saved) if saved.as_os_str() != "-" && !nbexec::is_url(saved) => {
+            nbexec::read_notebook_unchecked(saved)
+                .map_err(|e| format!("cannot read the executed notebook for the report: {e}"))?
+        }
         _ => {
             let mut nb = done.notebook.clone();
             super::render::redact_notebook(&mut nb, &|text: &str| builder.redact(text));
@@ -801,8 +807,7 @@ fn redact_error(e: &nbexec::Error, builder: &nbexec::Run) -> String {
 
 /// The parameter sets of a --batch file, or the error line and exit code.
 fn read_batch(file: &std::path::Path) -> Result<Vec<(usize, String)>, (String, i32)> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| (format!("cannot read {}: {e}", file.display()), EXIT_USAGE))?;
+    let text = nbexec::read_text(file).map_err(|e| (e.to_string(), EXIT_USAGE))?;
     nbexec::parse_batch_lines(&text).map_err(|e| (format!("{}: {e}", file.display()), EXIT_USAGE))
 }
 

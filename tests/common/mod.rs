@@ -1656,3 +1656,376 @@ impl Server {
         self.send(req)
     }
 }
+
+/// A free loopback port (bound, then released, so a server can take it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request to `127.0.0.1:port`: (status, body); status 0 if nothing
+/// answers.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    if s.write_all(req.as_bytes())
+        .and_then(|()| s.write_all(body))
+        .is_err()
+    {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A loopback S3 server (`moto_server` from the project's environment) on a free
+/// port, killed when dropped. Its request log tells which requests nbexec made.
+pub struct MotoServer {
+    pub port: u16,
+    pub url: String,
+    child: Option<std::process::Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl MotoServer {
+    pub fn start() -> MotoServer {
+        Self::start_with(&[])
+    }
+
+    /// With extra environment for the server (moto's settings).
+    pub fn start_with(env: &[(&str, &str)]) -> MotoServer {
+        use std::os::unix::process::CommandExt;
+        let program = venv().join("bin/moto_server");
+        assert!(
+            program.exists(),
+            "no moto_server in {}: run scripts/venv.sh first (scripts/test.sh does)",
+            venv().display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("moto.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let port = free_port();
+        let child = Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .expect("moto_server starts");
+        let moto = MotoServer {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if http_request(port, "GET", "/moto-api/", &[], b"").0 == 200 {
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto_server did not come up in 60 s:\n{}", moto.log_text());
+    }
+
+    /// Creates a bucket (moto takes the unsigned request).
+    pub fn create_bucket(&self, name: &str) {
+        let (status, body) = http_request(self.port, "PUT", &format!("/{name}"), &[], b"");
+        assert_eq!(status, 200, "create bucket {name}: {body}");
+    }
+
+    /// Stores an object as it is (unsigned).
+    pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
+        let (status, text) = http_request(self.port, "PUT", &format!("/{bucket}/{key}"), &[], body);
+        assert_eq!(status, 200, "put {bucket}/{key}: {text}");
+    }
+
+    /// An object as stored (read with boto3, signed as any client would), `None` if
+    /// there is none.
+    pub fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let script = format!(
+            "import sys, boto3, botocore\n\
+             s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+             try:\n    body = s3.get_object(Bucket='{bucket}', Key='{key}')['Body'].read()\n\
+             except botocore.exceptions.ClientError:\n    sys.exit(0)\n\
+             sys.stdout.buffer.write(b'1' + body)\n",
+            self.url
+        );
+        let out = python(&script, b"");
+        out.split_first().map(|(_, body)| body.to_vec())
+    }
+
+    /// `nbexec` with the standard AWS environment pointed at this server.
+    pub fn nbexec(&self) -> Command {
+        let mut cmd = nbexec();
+        self.s3_env(&mut cmd);
+        cmd
+    }
+
+    pub fn s3_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The requests of this method on this path (query strings aside) so far.
+    pub fn requests(&self, method: &str, path: &str) -> usize {
+        let exact = format!("{method} {path} HTTP/");
+        let query = format!("{method} {path}?");
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(&exact) || l.contains(&query))
+            .count()
+    }
+
+    /// Kills the server (SIGKILL to its process group).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small WebDAV-less HTTP object server on a free loopback port: `PUT` stores a
+/// body, `GET` returns it (404 if none), `HEAD` says whether it is there. It counts
+/// the requests by method. Stops when dropped.
+pub struct HttpObjects {
+    pub port: u16,
+    pub objects: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HttpObjects {
+    pub fn start() -> HttpObjects {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpObjects {
+            port,
+            objects: Default::default(),
+            log: Default::default(),
+            stop: Default::default(),
+        };
+        let (objects, log, stop) = (
+            server.objects.clone(),
+            server.log.clone(),
+            server.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let mut reader = BufReader::new(stream);
+                // One request per connection; the answer says `Connection: close`.
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or("").to_owned(),
+                    parts.next().unwrap_or("").to_owned(),
+                );
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push(format!("{method} {path}"));
+                let (status, reply) = match method.as_str() {
+                    "PUT" => {
+                        objects.lock().unwrap().insert(path, body);
+                        ("201 Created", Vec::new())
+                    }
+                    "GET" | "HEAD" => match objects.lock().unwrap().get(&path) {
+                        Some(b) => ("200 OK", b.clone()),
+                        None => ("404 Not Found", b"not here".to_vec()),
+                    },
+                    _ => ("405 Method Not Allowed", Vec::new()),
+                };
+                let mut stream = reader.into_inner();
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    reply.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                if method != "HEAD" {
+                    let _ = stream.write_all(&reply);
+                }
+            }
+        });
+        server
+    }
+
+    pub fn count(&self, method: &str) -> usize {
+        let prefix = format!("{method} ");
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(&prefix))
+            .count()
+    }
+}
+
+impl Drop for HttpObjects {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A Jupyter server (`jupyter-server` from the project's environment) on a free
+/// loopback port with a token, its root a temporary directory; killed when dropped.
+pub struct JupyterServer {
+    pub port: u16,
+    pub token: String,
+    pub root: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    log: PathBuf,
+}
+
+impl JupyterServer {
+    pub fn start() -> JupyterServer {
+        use std::os::unix::process::CommandExt;
+        let program = venv().join("bin/jupyter-server");
+        assert!(
+            program.exists(),
+            "no jupyter-server in {}: run scripts/venv.sh first (scripts/test.sh does)",
+            venv().display()
+        );
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join(".state");
+        std::fs::create_dir_all(&state).unwrap();
+        let log = state.join("server.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let port = free_port();
+        let token = format!("tok{}x{port}", std::process::id());
+        let child = Command::new(program)
+            .arg("--ServerApp.ip=127.0.0.1")
+            .arg(format!("--ServerApp.port={port}"))
+            .arg("--ServerApp.port_retries=0")
+            .arg(format!("--IdentityProvider.token={token}"))
+            .arg(format!("--ServerApp.root_dir={}", root.path().display()))
+            .arg("--ServerApp.open_browser=False")
+            .arg("--ServerApp.allow_root=True")
+            .env("JUPYTER_RUNTIME_DIR", state.join("runtime"))
+            .env("JUPYTER_DATA_DIR", state.join("data"))
+            .env("JUPYTER_CONFIG_DIR", state.join("config"))
+            .env_remove("JUPYTER_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .expect("jupyter-server starts");
+        let server = JupyterServer {
+            port,
+            token,
+            root,
+            child: Some(child),
+            log,
+        };
+        let auth = format!("token {}", server.token);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while std::time::Instant::now() < deadline {
+            if http_request(
+                port,
+                "GET",
+                "/api/contents",
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .0 == 200
+            {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!(
+            "jupyter-server did not come up in 90 s:\n{}",
+            std::fs::read_to_string(&server.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for JupyterServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

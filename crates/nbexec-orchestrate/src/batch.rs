@@ -63,6 +63,7 @@ struct Shared {
     launch: LaunchOptions,
     input: PathBuf,
     job_dir: Option<PathBuf>,
+    no_overwrite: bool,
 }
 
 /// Parses a JSON Lines parameters file: one JSON object per non-blank line.
@@ -133,6 +134,7 @@ impl Run {
             launch,
             input: self.input.clone(),
             job_dir: self.job.as_ref().map(|j| j.state_dir.clone()),
+            no_overwrite: self.no_overwrite,
         });
 
         let (cancel_tx, cancel_rx) = watch::channel(None::<CancelReason>);
@@ -209,12 +211,7 @@ impl Run {
             }
             let options = self.run_options(output_path, &recorded);
             if let OutputTarget::File(path) = &options.output {
-                nbexec_runner::save::check_writable(path).map_err(|source| {
-                    Error::Run(nbexec_runner::RunError::Output {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
+                crate::storage::check_output(path, self.no_overwrite)?;
             }
             items.push_back(Item {
                 line: *line,
@@ -328,8 +325,13 @@ async fn worker(
             OutputTarget::File(p) => Some(p.clone()),
             _ => None,
         };
-        let result = match item.options.gateway.clone() {
-            None => {
+        let upload = crate::storage::stage(&mut item.options, shared.no_overwrite);
+        let result = match (&upload, item.options.gateway.clone()) {
+            (Err(_), _) => Err(nbexec_runner::RunError::Output {
+                path: output.clone().unwrap_or_default(),
+                source: std::io::Error::other("cannot stage the output locally"),
+            }),
+            (Ok(_), None) => {
                 let current = current.unwrap_or_else(|| spawn_start(&shared));
                 let kernel = async move {
                     match current.await {
@@ -349,7 +351,7 @@ async fn worker(
                 )
                 .await
             }
-            Some(cfg) => {
+            (Ok(_), Some(cfg)) => {
                 // Through a gateway: one remote kernel per run, started when its
                 // turn comes (a kernel slot is not held while another run works).
                 let start = nbexec_runner::start_remote(
@@ -368,6 +370,10 @@ async fn worker(
                 )
                 .await
             }
+        };
+        let result = match upload {
+            Ok(upload) => crate::storage::finish(upload, result).await,
+            Err(e) => Err(e),
         };
         if let (Some(store), Some(job)) = (&store, &job) {
             crate::jobs::finish(store, &job.id, &result, &item.options.redact);

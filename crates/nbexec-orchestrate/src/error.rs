@@ -28,6 +28,9 @@ pub enum Error {
     Params(String),
     #[error("{0}")]
     Jobs(String),
+    /// A URL that cannot be read or written (missing, denied, unsupported).
+    #[error(transparent)]
+    Storage(#[from] nbexec_storage::Error),
 }
 
 impl Error {

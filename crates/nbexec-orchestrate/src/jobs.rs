@@ -322,12 +322,7 @@ impl crate::Run {
         let nb = crate::read_notebook(&self.input)?;
         let (nb, output_path, warnings, recorded) = self.prepare_from(nb, &self.params)?;
         if let Some(path) = &output_path {
-            nbexec_runner::save::check_writable(path).map_err(|source| {
-                Error::Run(nbexec_runner::RunError::Output {
-                    path: path.clone(),
-                    source,
-                })
-            })?;
+            crate::storage::check_output(path, self.no_overwrite)?;
         }
         let options = self.run_options(output_path.clone(), &recorded);
         // A gateway's kernels are its own business: only local ones are looked up.

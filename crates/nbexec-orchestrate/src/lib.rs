@@ -18,12 +18,14 @@ mod params;
 mod prepare;
 mod run;
 pub mod signals;
+mod storage;
 
 pub use batch::{BatchItemResult, BatchSummary, parse_batch_lines};
 pub use error::Error;
 pub use nbexec_runner::{CancelReason, CellError, CellStatus, Outcome, RunEvent, RunResult};
 pub use params::ParamSources;
 pub use run::{JobSpec, KernelStart, Output, Prepared, Run, discard_kernel};
+pub use storage::{is_url, read_bytes, read_text, write_bytes};
 
 /// Reads a notebook file (`-`: standard input); errors name the file. A notebook the
 /// nbformat v4 schema rejects is still returned, after a warning on stderr naming its
@@ -69,10 +71,7 @@ pub fn read_notebook_unchecked(path: &Path) -> Result<Notebook, Error> {
         })?;
         buf
     } else {
-        std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?
+        storage::read_bytes(path)?
     };
     let outcome = nbexec_format::read_slice(&bytes).map_err(|source| Error::Format {
         path: path.to_owned(),

@@ -138,10 +138,7 @@ fn inject_inner(
         merged.base64_yaml(b.clone());
     }
     for path in &sources.files {
-        let contents = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let contents = crate::storage::read_text(path)?;
         merged.file(path.to_string_lossy(), contents);
     }
     for y in &sources.yaml {
@@ -255,8 +252,7 @@ fn refuse_secrets_in_path(template: &str, sources: &ParamSources) -> Result<(), 
 /// JSON object never starts with `@` or is `-`, so nothing is ambiguous.
 fn json_argument(arg: &str, input_path: &str, stdin_read: &mut bool) -> Result<String, Error> {
     if let Some(path) = arg.strip_prefix('@') {
-        let path = PathBuf::from(path);
-        return std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source });
+        return crate::storage::read_text(&PathBuf::from(path));
     }
     if arg != "-" {
         return Ok(arg.to_owned());

@@ -143,6 +143,7 @@ pub struct Run {
     defer_job_finish: bool,
     /// Where the final job JSON is POSTed (`--notify-url`).
     notify: Option<nbexec_schedule::notify::Target>,
+    pub(crate) no_overwrite: bool,
 }
 
 /// A kernel being started ahead of need (see [`Run::run_with_warm`]).
@@ -173,6 +174,7 @@ impl Run {
             job_inputs: None,
             defer_job_finish: false,
             notify: None,
+            no_overwrite: false,
         }
     }
 
@@ -325,6 +327,13 @@ impl Run {
         self
     }
 
+    /// Refuse to replace an existing output (a conditional create in an object
+    /// store); checked before the kernel starts, and again by the store at the end.
+    pub fn no_overwrite(mut self, on: bool) -> Run {
+        self.no_overwrite = on;
+        self
+    }
+
     pub fn job(mut self, job: Option<JobSpec>) -> Run {
         self.job = job;
         self
@@ -405,7 +414,7 @@ impl Run {
         options.input_path = Some(self.input.to_string_lossy().into_owned());
         options.output = match (&self.output, output_path) {
             (Output::Stdout, _) => OutputTarget::Stdout,
-            (_, Some(p)) => OutputTarget::File(p),
+            (_, Some(p)) => OutputTarget::File(crate::storage::local_path(&p)),
             _ => OutputTarget::Discard,
         };
         options.kernel_name.clone_from(&self.kernel);
@@ -433,10 +442,8 @@ impl Run {
         );
         match &options.output {
             OutputTarget::File(path) => {
-                nbexec_runner::save::write_atomic(path, &bytes).map_err(|source| Error::Write {
-                    path: path.clone(),
-                    source,
-                })?
+                crate::storage::check_output(path, self.no_overwrite)?;
+                crate::storage::write_bytes(path, &bytes)?
             }
             OutputTarget::Stdout => {
                 use std::io::Write;
@@ -479,12 +486,7 @@ impl Run {
         // while it boots.
         let prepared = self.prepare().and_then(|p| {
             if let Some(path) = &p.1 {
-                nbexec_runner::save::check_writable(path).map_err(|source| {
-                    Error::Run(nbexec_runner::RunError::Output {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
+                crate::storage::check_output(path, self.no_overwrite)?;
             }
             Ok(p)
         });
@@ -541,8 +543,15 @@ impl Run {
                 ))),
             }
         };
-        let result =
-            nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx).await;
+        let result = match crate::storage::stage(&mut options, self.no_overwrite) {
+            Ok(upload) => {
+                let result =
+                    nbexec_runner::run_with_kernel(nb, &options, &spec_name, start, events, rx)
+                        .await;
+                crate::storage::finish(upload, result).await
+            }
+            Err(e) => Err(e),
+        };
         for task in tasks {
             task.abort();
         }
@@ -575,7 +584,15 @@ impl Run {
                 n.push(note.to_owned());
             }
         });
-        let result = nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
+        let mut options = options;
+        let result = match crate::storage::stage(&mut options, self.no_overwrite) {
+            Ok(upload) => {
+                let result =
+                    nbexec_runner::run_with_gateway(nb, &options, &name, start, events, rx).await;
+                crate::storage::finish(upload, result).await
+            }
+            Err(e) => Err(e),
+        };
         for task in tasks {
             task.abort();
         }

@@ -212,6 +212,9 @@ pub struct RunOptions {
     pub preflight: Vec<Preflight>,
     /// Run the kernel behind this Jupyter gateway instead of locally.
     pub gateway: Option<nbexec_gateway::GatewayConfig>,
+    /// Told after each checkpoint written to the output file (a remote output is
+    /// uploaded then, never per cell).
+    pub checkpoint_saved: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Code run silently on the kernel before the notebook's cells (no execution count,
@@ -243,6 +246,7 @@ impl Default for RunOptions {
             redact: Vec::new(),
             preflight: Vec::new(),
             gateway: None,
+            checkpoint_saved: None,
         }
     }
 }
@@ -433,6 +437,13 @@ pub fn prepare(nb: &mut Notebook, opts: &RunOptions) {
         apply_report_mode(nb);
     }
     let output = match &opts.output {
+        // A remote output is written to a local file first: papermill's
+        // `output_path` is the URL it goes to.
+        _ if opts.extra_metadata.contains_key("output_url") => opts
+            .extra_metadata
+            .get("output_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         OutputTarget::File(p) => Some(p.to_string_lossy().into_owned()),
         OutputTarget::Stdout => Some("-".to_owned()),
         OutputTarget::Discard => None,
@@ -758,6 +769,7 @@ async fn run_session(
     let injected_source = opts.saved_injected_source.clone();
     let output = opts.output.clone();
     let redact = opts.redact.clone();
+    let saved = opts.checkpoint_saved.clone();
     let mut autosave = |nb: &Notebook| {
         if let OutputTarget::File(path) = &output {
             // A failed checkpoint is not fatal: the final save reports errors.
@@ -768,7 +780,11 @@ async fn run_session(
                 redact_outputs(&mut copy, &redact);
                 notebook_bytes(&copy, strip, injected_source.as_deref())
             };
-            let _ = save::write_checkpoint(path, &bytes);
+            if save::write_checkpoint(path, &bytes).is_ok()
+                && let Some(saved) = &saved
+            {
+                saved.notify_one();
+            }
         }
     };
     let outcome = execute_cells(
