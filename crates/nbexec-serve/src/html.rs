@@ -658,7 +658,13 @@ impl View<'_, '_> {
             "rows": rows_of(map, &["asyncNotebookJobs", "notebookJobs", "operations", "resources", "nextStart"]),
             "jobs": jobs,
             "live": live,
-            "operations": self.links(&operations),
+            // Buttons, not links: a GET of an operation runs it (ArcGIS accepts GET
+            // everywhere), and `deleteAll` deletes.
+            "operations": operations
+                .iter()
+                .map(|n| json!({"label": n, "action": join(self.ctx.path, n)}))
+                .collect::<Vec<_>>(),
+            "hidden": self.hidden(true),
             "prev_href": prev_href,
             "next_href": next_href,
         })
@@ -1277,7 +1283,17 @@ mod tests {
         assert!(
             body.contains("<a href=\"/admin/system/jobs?start=21&amp;num=10\">Older &rarr;</a>")
         );
-        assert!(body.contains("<a href=\"/admin/system/jobs/deleteAll\">deleteAll</a>"));
+        let form = between(&body, "<form class=\"op inline\"", "</form>");
+        assert!(
+            form.starts_with(" method=\"post\" action=\"/admin/system/jobs/deleteAll\">"),
+            "{form}"
+        );
+        assert!(form.contains("<input type=\"hidden\" name=\"f\" value=\"html\">"));
+        assert!(form.contains("<button type=\"submit\">deleteAll</button>"));
+        assert!(
+            !body.contains("href=\"/admin/system/jobs/deleteAll\""),
+            "not a link"
+        );
     }
 
     #[test]
