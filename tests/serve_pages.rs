@@ -182,13 +182,14 @@ fn a_job_page_follows_its_run_to_completed_without_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let slow = item(
-        &state,
-        dir.path(),
-        "slow.ipynb",
-        "import time\ntime.sleep(4)\nprint('slept')",
-        "Slow one",
-    );
+    // Three cells of 2 s (and the injected one): the page, loaded early, sees the next
+    // ones start.
+    let nb = notebook(vec![
+        code("import time\ntime.sleep(2)", &[]),
+        code("time.sleep(2)", &[]),
+        code("time.sleep(2)\nprint('slept')", &[]),
+    ]);
+    let slow = add_item_titled(&state, &write_nb(dir.path(), "slow.ipynb", &nb), "Slow one");
     let srv = Server::start(&state, &[]);
     let id = srv.execute(&slow, &json!({"n": 7}), &[]);
 
@@ -203,6 +204,11 @@ fn a_job_page_follows_its_run_to_completed_without_a_reload() {
     assert_eq!(tab.eval("!!document.getElementById('cancel')"), true);
     // A mark on this document: a reload would lose it.
     tab.eval("window.__nbexecMark = 'same document'");
+    let progress = tab.wait_for(
+        "/^cell [2-9] of 4$/.test(document.querySelector('[data-field=progress]').textContent)",
+        LIVE,
+    );
+    assert!(progress.is_ok(), "no progress shown: {progress:?}");
     tab.screenshot(&shots().join("job-running.png"));
     let last = tab
         .wait_for(

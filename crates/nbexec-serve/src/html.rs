@@ -755,6 +755,10 @@ impl View<'_, '_> {
         rows.push(row("Started", cell_time(start)));
         rows.push(row("Ended", cell_time(end)));
         rows.push(row("Duration", self.duration_cell(start, end, &status)));
+        if live {
+            // Filled in by live.js from the job's `cell` events.
+            rows.push(json!({"key": "Progress", "value": cell_empty("—"), "field": "progress"}));
+        }
         const SHOWN: &[&str] = &[
             "jobId",
             "id",
@@ -1328,6 +1332,12 @@ mod tests {
                 "{label}: {body}"
             );
         }
+        assert!(
+            body.contains(
+                "<th scope=\"row\">Progress</th><td data-field=\"progress\"><span class=\"none\">—</span></td>"
+            ),
+            "{body}"
+        );
         let form = between(&body, "<form", "</form>");
         assert!(
             form.contains(
@@ -1351,6 +1361,7 @@ mod tests {
             "a finished job cannot be cancelled"
         );
         assert!(!body.contains("data-events") && tags(&body, "script") == 0);
+        assert!(!body.contains("Progress"), "{body}");
         assert!(
             body.contains("<th scope=\"row\">exitCode</th><td>0</td>"),
             "{body}"
