@@ -182,19 +182,19 @@ fn a_job_page_follows_its_run_to_completed_without_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    // Three cells of 2 s (and the injected one): the page, loaded early, sees the next
+    // Three cells of 3 s (and the injected one): the page, loaded early, sees the next
     // ones start.
     let nb = notebook(vec![
-        code("import time\ntime.sleep(2)", &[]),
-        code("time.sleep(2)", &[]),
-        code("time.sleep(2)\nprint('slept')", &[]),
+        code("import time\ntime.sleep(3)", &[]),
+        code("time.sleep(3)", &[]),
+        code("time.sleep(3)\nprint('slept')", &[]),
     ]);
     let slow = add_item_titled(&state, &write_nb(dir.path(), "slow.ipynb", &nb), "Slow one");
     let srv = Server::start(&state, &[]);
-    let id = srv.execute(&slow, &json!({"n": 7}), &[]);
-
+    // The browser is up before the job starts, so the page loads early in the run.
     let mut browser = Browser::launch();
     let mut tab = browser.tab();
+    let id = srv.execute(&slow, &json!({"n": 7}), &[]);
     tab.goto(&srv.at(&format!("/notebooks/jobs/{id}")));
     let first = status_text(&mut tab);
     assert!(
@@ -360,7 +360,7 @@ fn execute_notebook_works_from_its_form_without_javascript() {
         &state,
         dir.path(),
         "p.ipynb",
-        "import time\ntime.sleep(5)\nprint(greeting * 2)",
+        "import time\ntime.sleep(8)\nprint(greeting * 2)",
         "Greeter",
     );
     let srv = Server::start(&state, &[]);
