@@ -80,6 +80,10 @@ pub struct Ctx {
     pub path: String,
     /// The signed-in user's name (`""`: anonymous).
     pub user: String,
+    /// The `token` the request carried in its query or form, if any: the pages carry it
+    /// on in their links, forms and live requests, so a browser can move around a
+    /// server with users (the ArcGIS HTML directory does the same with its token).
+    pub token: Option<String>,
 }
 
 /// Where the page is, as the view models need it.
@@ -113,7 +117,7 @@ pub fn render(kind: &str, value: &Value, ctx: &Ctx) -> String {
     let place = Place {
         root: url_path(&ctx.root_url),
         path: &ctx.path,
-        token: None,
+        token: ctx.token.as_deref(),
         user: &ctx.user,
         now_ms: chrono::Utc::now().timestamp_millis(),
     };
@@ -700,7 +704,7 @@ impl View<'_, '_> {
             .unwrap_or_default();
         let status = j.get("status").map(text_of).unwrap_or_default();
         let path = self.job_path(&id);
-        let events = is_live(&status).then(|| join(&path, "events"));
+        let events = is_live(&status).then(|| self.href(&join(&path, "events")));
         *live |= events.is_some();
         let start = int(j.get("startTime")).filter(|&s| s > 0);
         let end = int(j.get("endTime")).filter(|&e| e > 0);
@@ -743,7 +747,7 @@ impl View<'_, '_> {
             row("Job ID", cell_text(&id)),
             row(
                 "Status",
-                cell_status(&status, live.then(|| join(&path, "events"))),
+                cell_status(&status, live.then(|| self.href(&join(&path, "events")))),
             ),
         ];
         if let Some(t) = map.get("type").or_else(|| map.get("name")) {
@@ -1491,6 +1495,12 @@ mod tests {
         );
         assert!(body.contains("<input type=\"hidden\" name=\"token\" value=\"t&amp;k=n\">"));
         assert!(
+            body.contains(
+                "data-events=\"/base/admin/notebooks/jobs/j0123456789abcdef/events?token=t%26k%3Dn\""
+            ),
+            "the live stream too: {body}"
+        );
+        assert!(
             body.contains("href=\"/base/admin/notebooks/jobs/j1?f=pjson&amp;token=t%26k%3Dn\"")
         );
     }
@@ -1501,6 +1511,7 @@ mod tests {
             root_url: "http://127.0.0.1:8080/arcgis/admin".into(),
             path: "/arcgis/admin/notebooks/jobs".into(),
             user: "ann<".into(),
+            token: None,
         };
         let body = norm(&render("jobs", &json!({"asyncNotebookJobs": []}), &c));
         assert!(body.contains("<h1><a href=\"/arcgis/admin\">"), "{body}");
