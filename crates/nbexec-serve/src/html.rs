@@ -176,7 +176,12 @@ fn env() -> &'static Environment<'static> {
 fn render_page(kind: Kind, value: &Value, ctx: &Place) -> Page {
     let v = View { ctx };
     // An error answer is an error page whatever was asked for.
-    let kind = if is_error(value) && kind != Kind::Operation {
+    // An error answer is an error page whatever was asked for, but an operation that
+    // failed shows why above its form again (a bad parameter, a job already finished).
+    let last = ctx.path.rsplit('/').next().unwrap_or_default();
+    let kind = if OPERATIONS.iter().any(|o| o.name == last) && is_error(value) {
+        Kind::Operation
+    } else if is_error(value) {
         Kind::Error
     } else {
         kind
@@ -1462,6 +1467,22 @@ mod tests {
                 .contains("<a href=\"/admin/notebooks/jobs/jabc\">Back to the job</a>")
         );
         assert!(p.body.contains("<section class=\"result error\""));
+    }
+
+    #[test]
+    fn a_failed_operation_shows_why_above_its_form() {
+        let body = page(
+            Kind::Error,
+            json!({"error": {"code": 400, "message": "Unable to complete operation.",
+                             "details": ["notebookParameters: not a JSON object"]}}),
+            "/admin/notebooks/executeNotebook",
+        );
+        assert!(
+            body.contains("<section class=\"result error\" id=\"result\">"),
+            "{body}"
+        );
+        assert!(body.contains("<li>notebookParameters: not a JSON object</li>"));
+        assert!(body.contains("<button type=\"submit\">Execute Notebook</button>"));
     }
 
     #[test]
