@@ -154,6 +154,20 @@ fn the_jobs_page_lists_a_finished_and_a_running_job() {
     assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
     tab.screenshot(&shots().join("jobs.png"));
     assert_quiet(&mut tab, "jobs page");
+    // Nothing but this server was asked for anything (no external asset).
+    let origin = srv.url.trim_end_matches(&root).to_owned();
+    let requests: Vec<String> = tab
+        .take_events("Network.requestWillBeSent")
+        .iter()
+        .map(|e| e["params"]["request"]["url"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|u| u.starts_with(&format!("{origin}/"))),
+        "{requests:#?}"
+    );
 
     // Each row links its job's page.
     tab.eval("document.querySelector('table.jobs tbody tr:nth-child(2) a').click()");
