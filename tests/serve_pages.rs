@@ -169,26 +169,37 @@ fn the_jobs_page_lists_a_finished_and_a_running_job() {
         "{requests:#?}"
     );
 
-    // Each row links its job's page.
-    tab.eval("document.querySelector('table.jobs tbody tr:nth-child(2) a').click()");
-    tab.wait_for(
-        &format!("location.pathname === '{root}/notebooks/jobs/{done}'"),
-        Duration::from_secs(30),
-    )
-    .expect("the link opens the job's page");
-    tab.wait_for(
-        "document.readyState === 'complete'",
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert_eq!(status_text(&mut tab), "COMPLETED");
-
+    // The list follows the running job: cancelled elsewhere, its row says so without a
+    // reload.
+    tab.eval("window.__nbexecMark = 'same document'");
     let a = srv.post_form(
         &format!("/notebooks/jobs/{running}/cancel"),
         &[("f", "json")],
     );
     assert_eq!(a.status, 200, "{}", a.body);
     srv.wait_job(&running, Some("CANCELLED"), LIVE);
+    tab.wait_for(
+        "document.querySelector('table.jobs tbody tr:first-child [data-field=status]').textContent === 'CANCELLED'",
+        LIVE,
+    )
+    .expect("the row shows CANCELLED");
+    assert_eq!(tab.eval("window.__nbexecMark"), "same document");
+    assert_eq!(
+        tab.eval("document.querySelector('main').hasAttribute('data-live')"),
+        false,
+        "nothing left to follow"
+    );
+
+    // Each row links its job's page.
+    tab.eval("document.querySelector('table.jobs tbody tr:nth-child(2) a').click()");
+    tab.wait_for(
+        &format!(
+            "location.pathname === '{root}/notebooks/jobs/{done}' && document.readyState === 'complete'"
+        ),
+        Duration::from_secs(30),
+    )
+    .expect("the link opens the job's page");
+    assert_eq!(status_text(&mut tab), "COMPLETED");
 }
 
 #[test]
