@@ -154,27 +154,52 @@ fn the_jobs_page_lists_a_finished_and_a_running_job() {
     assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
     tab.screenshot(&shots().join("jobs.png"));
     assert_quiet(&mut tab, "jobs page");
+    // Nothing but this server was asked for anything (no external asset).
+    let origin = srv.url.trim_end_matches(&root).to_owned();
+    let requests: Vec<String> = tab
+        .take_events("Network.requestWillBeSent")
+        .iter()
+        .map(|e| e["params"]["request"]["url"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|u| u.starts_with(&format!("{origin}/"))),
+        "{requests:#?}"
+    );
 
-    // Each row links its job's page.
-    tab.eval("document.querySelector('table.jobs tbody tr:nth-child(2) a').click()");
-    tab.wait_for(
-        &format!("location.pathname === '{root}/notebooks/jobs/{done}'"),
-        Duration::from_secs(30),
-    )
-    .expect("the link opens the job's page");
-    tab.wait_for(
-        "document.readyState === 'complete'",
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert_eq!(status_text(&mut tab), "COMPLETED");
-
+    // The list follows the running job: cancelled elsewhere, its row says so without a
+    // reload.
+    tab.eval("window.__nbexecMark = 'same document'");
     let a = srv.post_form(
         &format!("/notebooks/jobs/{running}/cancel"),
         &[("f", "json")],
     );
     assert_eq!(a.status, 200, "{}", a.body);
     srv.wait_job(&running, Some("CANCELLED"), LIVE);
+    tab.wait_for(
+        "document.querySelector('table.jobs tbody tr:first-child [data-field=status]').textContent === 'CANCELLED'",
+        LIVE,
+    )
+    .expect("the row shows CANCELLED");
+    assert_eq!(tab.eval("window.__nbexecMark"), "same document");
+    assert_eq!(
+        tab.eval("document.querySelector('main').hasAttribute('data-live')"),
+        false,
+        "nothing left to follow"
+    );
+
+    // Each row links its job's page.
+    tab.eval("document.querySelector('table.jobs tbody tr:nth-child(2) a').click()");
+    tab.wait_for(
+        &format!(
+            "location.pathname === '{root}/notebooks/jobs/{done}' && document.readyState === 'complete'"
+        ),
+        Duration::from_secs(30),
+    )
+    .expect("the link opens the job's page");
+    assert_eq!(status_text(&mut tab), "COMPLETED");
 }
 
 #[test]
@@ -182,18 +207,19 @@ fn a_job_page_follows_its_run_to_completed_without_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let slow = item(
-        &state,
-        dir.path(),
-        "slow.ipynb",
-        "import time\ntime.sleep(4)\nprint('slept')",
-        "Slow one",
-    );
+    // Three cells of 3 s (and the injected one): the page, loaded early, sees the next
+    // ones start.
+    let nb = notebook(vec![
+        code("import time\ntime.sleep(3)", &[]),
+        code("time.sleep(3)", &[]),
+        code("time.sleep(3)\nprint('slept')", &[]),
+    ]);
+    let slow = add_item_titled(&state, &write_nb(dir.path(), "slow.ipynb", &nb), "Slow one");
     let srv = Server::start(&state, &[]);
-    let id = srv.execute(&slow, &json!({"n": 7}), &[]);
-
+    // The browser is up before the job starts, so the page loads early in the run.
     let mut browser = Browser::launch();
     let mut tab = browser.tab();
+    let id = srv.execute(&slow, &json!({"n": 7}), &[]);
     tab.goto(&srv.at(&format!("/notebooks/jobs/{id}")));
     let first = status_text(&mut tab);
     assert!(
@@ -203,6 +229,11 @@ fn a_job_page_follows_its_run_to_completed_without_a_reload() {
     assert_eq!(tab.eval("!!document.getElementById('cancel')"), true);
     // A mark on this document: a reload would lose it.
     tab.eval("window.__nbexecMark = 'same document'");
+    let progress = tab.wait_for(
+        "/^cell [2-9] of 4$/.test(document.querySelector('[data-field=progress]').textContent)",
+        LIVE,
+    );
+    assert!(progress.is_ok(), "no progress shown: {progress:?}");
     tab.screenshot(&shots().join("job-running.png"));
     let last = tab
         .wait_for(
@@ -354,7 +385,7 @@ fn execute_notebook_works_from_its_form_without_javascript() {
         &state,
         dir.path(),
         "p.ipynb",
-        "import time\ntime.sleep(5)\nprint(greeting * 2)",
+        "import time\ntime.sleep(8)\nprint(greeting * 2)",
         "Greeter",
     );
     let srv = Server::start(&state, &[]);

@@ -280,6 +280,7 @@ pub fn answer(
                 root_url: state.root_url(req),
                 path: req.uri.path().to_owned(),
                 user: req.user.get().cloned().unwrap_or_default(),
+                token: req.text("token").filter(|t| !t.trim().is_empty()),
             };
             let page = crate::html::render(kind, &value, &ctx);
             let mut resp = (status, page).into_response();

@@ -80,6 +80,10 @@ pub struct Ctx {
     pub path: String,
     /// The signed-in user's name (`""`: anonymous).
     pub user: String,
+    /// The `token` the request carried in its query or form, if any: the pages carry it
+    /// on in their links, forms and live requests, so a browser can move around a
+    /// server with users (the ArcGIS HTML directory does the same with its token).
+    pub token: Option<String>,
 }
 
 /// Where the page is, as the view models need it.
@@ -113,7 +117,7 @@ pub fn render(kind: &str, value: &Value, ctx: &Ctx) -> String {
     let place = Place {
         root: url_path(&ctx.root_url),
         path: &ctx.path,
-        token: None,
+        token: ctx.token.as_deref(),
         user: &ctx.user,
         now_ms: chrono::Utc::now().timestamp_millis(),
     };
@@ -172,7 +176,12 @@ fn env() -> &'static Environment<'static> {
 fn render_page(kind: Kind, value: &Value, ctx: &Place) -> Page {
     let v = View { ctx };
     // An error answer is an error page whatever was asked for.
-    let kind = if is_error(value) && kind != Kind::Operation {
+    // An error answer is an error page whatever was asked for, but an operation that
+    // failed shows why above its form again (a bad parameter, a job already finished).
+    let last = ctx.path.rsplit('/').next().unwrap_or_default();
+    let kind = if OPERATIONS.iter().any(|o| o.name == last) && is_error(value) {
+        Kind::Operation
+    } else if is_error(value) {
         Kind::Error
     } else {
         kind
@@ -658,7 +667,13 @@ impl View<'_, '_> {
             "rows": rows_of(map, &["asyncNotebookJobs", "notebookJobs", "operations", "resources", "nextStart"]),
             "jobs": jobs,
             "live": live,
-            "operations": self.links(&operations),
+            // Buttons, not links: a GET of an operation runs it (ArcGIS accepts GET
+            // everywhere), and `deleteAll` deletes.
+            "operations": operations
+                .iter()
+                .map(|n| json!({"label": n, "action": join(self.ctx.path, n)}))
+                .collect::<Vec<_>>(),
+            "hidden": self.hidden(true),
             "prev_href": prev_href,
             "next_href": next_href,
         })
@@ -694,7 +709,7 @@ impl View<'_, '_> {
             .unwrap_or_default();
         let status = j.get("status").map(text_of).unwrap_or_default();
         let path = self.job_path(&id);
-        let events = is_live(&status).then(|| join(&path, "events"));
+        let events = is_live(&status).then(|| self.href(&join(&path, "events")));
         *live |= events.is_some();
         let start = int(j.get("startTime")).filter(|&s| s > 0);
         let end = int(j.get("endTime")).filter(|&e| e > 0);
@@ -737,7 +752,7 @@ impl View<'_, '_> {
             row("Job ID", cell_text(&id)),
             row(
                 "Status",
-                cell_status(&status, live.then(|| join(&path, "events"))),
+                cell_status(&status, live.then(|| self.href(&join(&path, "events")))),
             ),
         ];
         if let Some(t) = map.get("type").or_else(|| map.get("name")) {
@@ -749,6 +764,10 @@ impl View<'_, '_> {
         rows.push(row("Started", cell_time(start)));
         rows.push(row("Ended", cell_time(end)));
         rows.push(row("Duration", self.duration_cell(start, end, &status)));
+        if live {
+            // Filled in by live.js from the job's `cell` events.
+            rows.push(json!({"key": "Progress", "value": cell_empty("—"), "field": "progress"}));
+        }
         const SHOWN: &[&str] = &[
             "jobId",
             "id",
@@ -1277,7 +1296,17 @@ mod tests {
         assert!(
             body.contains("<a href=\"/admin/system/jobs?start=21&amp;num=10\">Older &rarr;</a>")
         );
-        assert!(body.contains("<a href=\"/admin/system/jobs/deleteAll\">deleteAll</a>"));
+        let form = between(&body, "<form class=\"op inline\"", "</form>");
+        assert!(
+            form.starts_with(" method=\"post\" action=\"/admin/system/jobs/deleteAll\">"),
+            "{form}"
+        );
+        assert!(form.contains("<input type=\"hidden\" name=\"f\" value=\"html\">"));
+        assert!(form.contains("<button type=\"submit\">deleteAll</button>"));
+        assert!(
+            !body.contains("href=\"/admin/system/jobs/deleteAll\""),
+            "not a link"
+        );
     }
 
     #[test]
@@ -1312,6 +1341,12 @@ mod tests {
                 "{label}: {body}"
             );
         }
+        assert!(
+            body.contains(
+                "<th scope=\"row\">Progress</th><td data-field=\"progress\"><span class=\"none\">—</span></td>"
+            ),
+            "{body}"
+        );
         let form = between(&body, "<form", "</form>");
         assert!(
             form.contains(
@@ -1335,6 +1370,7 @@ mod tests {
             "a finished job cannot be cancelled"
         );
         assert!(!body.contains("data-events") && tags(&body, "script") == 0);
+        assert!(!body.contains("Progress"), "{body}");
         assert!(
             body.contains("<th scope=\"row\">exitCode</th><td>0</td>"),
             "{body}"
@@ -1434,6 +1470,22 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_operation_shows_why_above_its_form() {
+        let body = page(
+            Kind::Error,
+            json!({"error": {"code": 400, "message": "Unable to complete operation.",
+                             "details": ["notebookParameters: not a JSON object"]}}),
+            "/admin/notebooks/executeNotebook",
+        );
+        assert!(
+            body.contains("<section class=\"result error\" id=\"result\">"),
+            "{body}"
+        );
+        assert!(body.contains("<li>notebookParameters: not a JSON object</li>"));
+        assert!(body.contains("<button type=\"submit\">Execute Notebook</button>"));
+    }
+
+    #[test]
     fn errors_in_both_shapes_are_pages() {
         let body = page(
             Kind::Job,
@@ -1464,6 +1516,12 @@ mod tests {
         );
         assert!(body.contains("<input type=\"hidden\" name=\"token\" value=\"t&amp;k=n\">"));
         assert!(
+            body.contains(
+                "data-events=\"/base/admin/notebooks/jobs/j0123456789abcdef/events?token=t%26k%3Dn\""
+            ),
+            "the live stream too: {body}"
+        );
+        assert!(
             body.contains("href=\"/base/admin/notebooks/jobs/j1?f=pjson&amp;token=t%26k%3Dn\"")
         );
     }
@@ -1474,6 +1532,7 @@ mod tests {
             root_url: "http://127.0.0.1:8080/arcgis/admin".into(),
             path: "/arcgis/admin/notebooks/jobs".into(),
             user: "ann<".into(),
+            token: None,
         };
         let body = norm(&render("jobs", &json!({"asyncNotebookJobs": []}), &c));
         assert!(body.contains("<h1><a href=\"/arcgis/admin\">"), "{body}");

@@ -1,6 +1,6 @@
 // nbexec serve: keeps a page's job statuses live. Each element with data-events is the
-// status of a running job; its Server-Sent Events stream moves the status on, and when a
-// job changes state the page's <main> is fetched again (the server renders and escapes
+// status of a running job; its Server-Sent Events stream moves the status on (and a job
+// page's progress), and when a job changes state the page's <main> is fetched again (the server renders and escapes
 // it; nothing here builds HTML) and swapped in, without a reload. Without EventSource,
 // or when the stream fails, the page is polled. Without JavaScript, <noscript> refreshes.
 (() => {
@@ -66,6 +66,15 @@
         if (typeof status === "string" && show(el, status)) swap();
       };
       es.addEventListener("status", on);
+      // A job's page shows which cell runs.
+      es.addEventListener("cell", (ev) => {
+        let d;
+        try { d = JSON.parse(ev.data); } catch (e) { return; }
+        const at = document.querySelector("main [data-field=progress]");
+        if (at && d && Number.isInteger(d.number) && Number.isInteger(d.total)) {
+          at.textContent = "cell " + d.number + " of " + d.total;
+        }
+      });
       es.onmessage = on;
       es.onerror = () => {
         if (es.readyState === EventSource.CLOSED) poll();
