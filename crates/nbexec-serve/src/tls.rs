@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
@@ -180,6 +180,8 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 
 /// How long a client may take over the TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's head (HTTP/1.1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then stops accepting
 /// and waits for open connections to finish (as `axum::serve(..).with_graceful_shutdown`).
@@ -224,7 +226,13 @@ pub async fn serve(
                         Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {}))
                     }
                 });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // A client that never finishes its request head is dropped, and so cannot
+            // hold a graceful shutdown open.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
             let _ = watcher.watch(conn.into_owned()).await;
         });
