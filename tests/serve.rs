@@ -676,8 +676,34 @@ fn sigterm_drains_finishing_or_cancelling_running_jobs() {
     srv.wait_job(&short, Some("EXECUTING"), Duration::from_secs(60));
     srv.wait_job(&long, Some("EXECUTING"), Duration::from_secs(60));
     let kernels = kernels_of(srv.pid());
+    // A client watching the long job's events must not hold the server up.
+    let events_url = srv.at(&format!("/notebooks/jobs/{long}/events"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(100))
+                .build()
+                .unwrap();
+            let mut resp = client.get(&events_url).send().await.unwrap();
+            let mut text = String::new();
+            let _ = tx.send(());
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     srv.signal(libc::SIGTERM);
     let status = srv.wait_exit(Duration::from_secs(60));
+    let seen = watcher.join().unwrap();
+    assert!(seen.contains("EXECUTING"), "{seen}");
     assert_eq!(status.code(), Some(0), "{}", srv.log());
     let s = job_show(&state, &short);
     assert_eq!(s["status"], "COMPLETED", "{s}");

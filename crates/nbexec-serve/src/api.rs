@@ -107,6 +107,8 @@ pub struct Req {
     /// Query parameters, then form or JSON body fields (the body wins). Form and
     /// query values are strings; a JSON body keeps its types.
     pub params: Map<String, Value>,
+    /// The signed-in user's name, once the handler has asked who it is (for pages).
+    pub user: std::sync::OnceLock<String>,
 }
 
 impl Req {
@@ -237,6 +239,7 @@ impl FromRequest<AppState> for Req {
             uri: parts.uri,
             headers: parts.headers,
             params,
+            user: std::sync::OnceLock::new(),
         })
     }
 }
@@ -276,7 +279,7 @@ pub fn answer(
             let ctx = crate::html::Ctx {
                 root_url: state.root_url(req),
                 path: req.uri.path().to_owned(),
-                user: String::new(),
+                user: req.user.get().cloned().unwrap_or_default(),
             };
             let page = crate::html::render(kind, &value, &ctx);
             let mut resp = (status, page).into_response();

@@ -17,13 +17,21 @@ use crate::{AppState, Config, Error, Inner, auth, queue};
 /// How long a non-streaming request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Who asks ([`auth::principal`], the one place that decides), remembered on the
+/// request for its page.
+async fn who(st: &AppState, req: &Req) -> Result<auth::Principal, ApiError> {
+    let p = auth::principal(st, req).await?;
+    let _ = req.user.set(p.name().to_owned());
+    Ok(p)
+}
+
 fn registry(st: &AppState) -> Result<nbexec_runner::jobs::JobStore, ApiError> {
     nbexec_runner::jobs::JobStore::open(&st.config.state_dir).map_err(ApiError::internal)
 }
 
 async fn root(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        auth::principal(&st, &req).await?;
+        who(&st, &req).await?;
         Ok(json!({"version": "11.4", "currentVersion": "11.4", "resources": ["notebooks", "system"]}))
     }
     .await;
@@ -32,7 +40,7 @@ async fn root(State(st): State<AppState>, req: Req) -> Response {
 
 async fn notebooks(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        auth::principal(&st, &req).await?;
+        who(&st, &req).await?;
         let start = req.number("start")?.unwrap_or(1).max(1);
         let num = req.number("num")?.unwrap_or(10).clamp(1, 100);
         Ok(
@@ -46,7 +54,7 @@ async fn notebooks(State(st): State<AppState>, req: Req) -> Response {
 
 async fn system(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        auth::principal(&st, &req).await?;
+        who(&st, &req).await?;
         Ok(json!({"resources": ["jobs"]}))
     }
     .await;
@@ -84,7 +92,7 @@ fn notebook_parameters(req: &Req) -> Result<Map<String, Value>, ApiError> {
 
 async fn execute(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let item_id = req
             .text("itemId")
             .map(|s| s.trim().to_owned())
@@ -170,7 +178,7 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
 
 async fn jobs_list(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let start = req.number("start")?.unwrap_or(1).max(1) as usize;
         let num = req.number("num")?.unwrap_or(100).clamp(1, 10_000) as usize;
         let store = registry(&st)?;
@@ -207,7 +215,7 @@ fn visible_job(
 
 async fn job_detail(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let job = visible_job(&st, &who, &id)?;
         Ok(detail(&st, &req, &job))
     }
@@ -247,7 +255,7 @@ fn cancel_refused(id: &str) -> ApiError {
 
 async fn job_cancel(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let job = visible_job(&st, &who, &id)?;
         if job.status.is_finished() {
             return Err(cancel_refused(&id));
@@ -268,7 +276,7 @@ async fn job_cancel(State(st): State<AppState>, Path(id): Path<String>, req: Req
 
 async fn delete_all(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let store = registry(&st)?;
         let jobs = store.list(true).map_err(ApiError::internal)?;
         let mut deleted = 0;
@@ -306,7 +314,7 @@ fn raw(content_type: &'static str, body: impl Into<axum::body::Body>) -> Respons
 /// The executed notebook of a server job the principal may see.
 async fn job_output(st: &AppState, req: &Req, id: &str) -> Result<Vec<u8>, ApiError> {
     req.format()?;
-    let who = auth::principal(st, req).await?;
+    let who = who(st, req).await?;
     let job = visible_job(st, &who, id)?;
     let path = queue::output_path(&st.config.state_dir, &job.id);
     match tokio::fs::read(&path).await {
@@ -351,7 +359,7 @@ async fn artifact_report(State(st): State<AppState>, Path(id): Path<String>, req
 async fn artifact_log(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
         let format = req.format()?;
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         let job = visible_job(&st, &who, &id)?;
         let path = nbexec_runner::jobs::log_path(&st.config.state_dir, &job.id);
         let text = match tokio::fs::read(&path).await {
@@ -380,7 +388,7 @@ async fn job_events(State(st): State<AppState>, Path(id): Path<String>, req: Req
     use axum::response::sse::{Event, KeepAlive, Sse};
     let r: Result<_, ApiError> = async {
         req.format()?;
-        let who = auth::principal(&st, &req).await?;
+        let who = who(&st, &req).await?;
         // Subscribe before reading the status, so no change falls between.
         let rx = st.queue.subscribe(&id);
         let job = visible_job(&st, &who, &id)?;
