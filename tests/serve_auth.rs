@@ -656,3 +656,28 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[test]
+fn portal_on_an_open_server_goes_by_the_signed_in_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let srv = Server::start(&state, &["--portal"]);
+    let sharing = srv.url.replace("/admin", "/portal/sharing/rest");
+    // No users: any credentials get a token (every caller is the administrator anyway).
+    let t = token_at(&srv, &sharing, "carol", None);
+    let carol = t["token"].as_str().unwrap();
+    let me = srv.send(
+        srv.http
+            .get(format!("{sharing}/portals/self?f=json"))
+            .header("X-Esri-Authorization", format!("Bearer {carol}")),
+    );
+    let me = me.json();
+    assert_eq!(me["user"]["username"], "carol", "{me}");
+    assert_eq!(me["user"]["role"], "org_admin", "{me}");
+    // Without a token the open server still answers, as its anonymous administrator.
+    let anon = srv
+        .get_url(&format!("{sharing}/community/self?f=json"))
+        .json();
+    assert_eq!(anon["username"], "admin", "{anon}");
+}
