@@ -681,3 +681,70 @@ fn portal_on_an_open_server_goes_by_the_signed_in_name() {
         .json();
     assert_eq!(anon["username"], "admin", "{anon}");
 }
+
+#[test]
+fn https_with_certificate_files_serves_that_certificate() {
+    use sha2::{Digest, Sha256};
+    let cert = root().join("fixtures/tls/cert.pem");
+    let key = root().join("fixtures/tls/key.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, _item) = secured_server(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(srv.url.starts_with("https://"), "{}", srv.url);
+    let (status, body, served) =
+        https_request("GET", &srv.url.replace("/admin", "/healthz"), &[], "").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    // The fixture's certificate (fixtures/tls/README.md), no other.
+    let fingerprint: Vec<String> = Sha256::digest(&served)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(
+        fingerprint.join(":"),
+        "1C:FC:1A:EC:CE:D8:1D:FB:C3:26:B5:B2:7B:BA:B6:84:A5:07:44:55:8E:20:7C:81:6B:31:EB:9B:FF:7A:60:F8"
+    );
+    // Half of the pair is a usage error.
+    let mut cmd = nbexec();
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--state-dir",
+    ])
+    .arg(dir.path().join("other"));
+    let out = output_within(cmd, Duration::from_secs(30)).expect("exits at once");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--tls-key"), "{}", stderr(&out));
+    // A key file without a key: one line, exit 2.
+    let other_key = dir.path().join("other-key.pem");
+    let mut cmd = nbexec();
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+    ])
+    .arg(&other_key)
+    .arg("--state-dir")
+    .arg(dir.path().join("other"));
+    std::fs::write(&other_key, "not a key\n").unwrap();
+    let out = output_within(cmd, Duration::from_secs(30)).expect("exits at once");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: ") && err.contains("no private key"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
