@@ -748,3 +748,39 @@ fn https_with_certificate_files_serves_that_certificate() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// A client that sends half a request head and waits must not hold SIGTERM's graceful
+/// shutdown (and the drain of jobs behind it) open: its connection is dropped when the
+/// head has not arrived within the server's header timeout (10 s), over HTTP and HTTPS.
+#[test]
+fn a_half_sent_request_does_not_hold_a_graceful_shutdown() {
+    use std::io::Write;
+    for tls in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let args: &[&str] = if tls { &["--tls-self-signed"] } else { &[] };
+        let mut srv = Server::start(&state, args);
+        let authority = srv
+            .url
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut tcp = std::net::TcpStream::connect(&authority).unwrap();
+        if tls {
+            // Half a TLS handshake is the same kind of stall.
+            tcp.write_all(&[0x16, 0x03, 0x01]).unwrap();
+        } else {
+            tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        srv.signal(libc::SIGTERM);
+        let status = srv.wait_exit(Duration::from_secs(40));
+        assert_eq!(status.code(), Some(0), "tls {tls}: {}", srv.log());
+        drop(tcp);
+    }
+}
