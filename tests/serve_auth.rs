@@ -656,3 +656,131 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[test]
+fn portal_on_an_open_server_goes_by_the_signed_in_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let srv = Server::start(&state, &["--portal"]);
+    let sharing = srv.url.replace("/admin", "/portal/sharing/rest");
+    // No users: any credentials get a token (every caller is the administrator anyway).
+    let t = token_at(&srv, &sharing, "carol", None);
+    let carol = t["token"].as_str().unwrap();
+    let me = srv.send(
+        srv.http
+            .get(format!("{sharing}/portals/self?f=json"))
+            .header("X-Esri-Authorization", format!("Bearer {carol}")),
+    );
+    let me = me.json();
+    assert_eq!(me["user"]["username"], "carol", "{me}");
+    assert_eq!(me["user"]["role"], "org_admin", "{me}");
+    // Without a token the open server still answers, as its anonymous administrator.
+    let anon = srv
+        .get_url(&format!("{sharing}/community/self?f=json"))
+        .json();
+    assert_eq!(anon["username"], "admin", "{anon}");
+}
+
+#[test]
+fn https_with_certificate_files_serves_that_certificate() {
+    use sha2::{Digest, Sha256};
+    let cert = root().join("fixtures/tls/cert.pem");
+    let key = root().join("fixtures/tls/key.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, _item) = secured_server(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(srv.url.starts_with("https://"), "{}", srv.url);
+    let (status, body, served) =
+        https_request("GET", &srv.url.replace("/admin", "/healthz"), &[], "").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    // The fixture's certificate (fixtures/tls/README.md), no other.
+    let fingerprint: Vec<String> = Sha256::digest(&served)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(
+        fingerprint.join(":"),
+        "1C:FC:1A:EC:CE:D8:1D:FB:C3:26:B5:B2:7B:BA:B6:84:A5:07:44:55:8E:20:7C:81:6B:31:EB:9B:FF:7A:60:F8"
+    );
+    // Half of the pair is a usage error.
+    let mut cmd = nbexec();
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--state-dir",
+    ])
+    .arg(dir.path().join("other"));
+    let out = output_within(cmd, Duration::from_secs(30)).expect("exits at once");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--tls-key"), "{}", stderr(&out));
+    // A key file without a key: one line, exit 2.
+    let other_key = dir.path().join("other-key.pem");
+    let mut cmd = nbexec();
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+    ])
+    .arg(&other_key)
+    .arg("--state-dir")
+    .arg(dir.path().join("other"));
+    std::fs::write(&other_key, "not a key\n").unwrap();
+    let out = output_within(cmd, Duration::from_secs(30)).expect("exits at once");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: ") && err.contains("no private key"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A client that sends half a request head and waits must not hold SIGTERM's graceful
+/// shutdown (and the drain of jobs behind it) open: its connection is dropped when the
+/// head has not arrived within the server's header timeout (10 s), over HTTP and HTTPS.
+#[test]
+fn a_half_sent_request_does_not_hold_a_graceful_shutdown() {
+    use std::io::Write;
+    for tls in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let args: &[&str] = if tls { &["--tls-self-signed"] } else { &[] };
+        let mut srv = Server::start(&state, args);
+        let authority = srv
+            .url
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut tcp = std::net::TcpStream::connect(&authority).unwrap();
+        if tls {
+            // Half a TLS handshake is the same kind of stall.
+            tcp.write_all(&[0x16, 0x03, 0x01]).unwrap();
+        } else {
+            tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        srv.signal(libc::SIGTERM);
+        let status = srv.wait_exit(Duration::from_secs(40));
+        assert_eq!(status.code(), Some(0), "tls {tls}: {}", srv.log());
+        drop(tcp);
+    }
+}

@@ -530,6 +530,13 @@ impl Auth {
         self.users.is_some()
     }
 
+    /// The user name a valid (this server's, unexpired) token was issued to, whether or
+    /// not users are configured. An open server's callers are all the anonymous
+    /// administrator; this is the name they signed in with, for display only.
+    pub fn token_name(&self, token: &str) -> Option<String> {
+        self.key.verify(token, now_ms()).ok()
+    }
+
     /// Whether the users file names `name`.
     pub fn has_user(&self, name: &str) -> bool {
         self.users

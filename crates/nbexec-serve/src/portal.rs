@@ -145,12 +145,15 @@ fn user_json(name: &str, admin: bool) -> Value {
     })
 }
 
-/// The principal's user name. An open server (no `--users`) has no names: its caller
-/// is `admin` to the client.
-fn display_name(who: &Principal) -> &str {
+/// The principal's user name. An open server (no `--users`) has no users: its caller
+/// goes by the name its token was issued to, else `admin`.
+fn display_name(st: &AppState, req: &Req, who: &Principal) -> String {
     match who {
-        Principal::Anonymous => "admin",
-        Principal::User { name, .. } => name,
+        Principal::Anonymous => auth::request_token(req)
+            .and_then(|t| st.auth.token_name(&t))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "admin".to_owned()),
+        Principal::User { name, .. } => name.clone(),
     }
 }
 
@@ -174,7 +177,7 @@ async fn portal_self(State(st): State<AppState>, req: Req) -> Response {
     if let Some(who) = auth::optional_principal(&st, &req)
         && (st.auth.enabled() || auth::request_token(&req).is_some())
     {
-        v["user"] = user_json(display_name(&who), who.is_admin());
+        v["user"] = user_json(&display_name(&st, &req, &who), who.is_admin());
     }
     reply(&req, Ok(v))
 }
@@ -182,7 +185,7 @@ async fn portal_self(State(st): State<AppState>, req: Req) -> Response {
 async fn community_self(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
         let who = auth::principal(&st, &req).await?;
-        Ok(user_json(display_name(&who), who.is_admin()))
+        Ok(user_json(&display_name(&st, &req, &who), who.is_admin()))
     }
     .await;
     reply(&req, r)
@@ -256,7 +259,7 @@ async fn content_item(State(st): State<AppState>, Path(id): Path<String>, req: R
             return Err(inaccessible());
         }
         let owner = if item.owner.is_empty() {
-            display_name(&who).to_owned()
+            display_name(&st, &req, &who)
         } else {
             item.owner.clone()
         };

@@ -707,14 +707,9 @@ pub(crate) async fn serve(config: Config, listening: impl FnOnce(SocketAddr)) ->
         // Live event streams end now, or the connections would keep the server up.
         q.shutdown.send_replace(true);
     };
-    match &tls {
-        Some(tls) => crate::tls::serve(listener, tls, app, shutdown).await?,
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-    }
+    // HTTP and HTTPS alike (not axum::serve: it has no request-head timeout, so one
+    // half-sent request would hold the graceful shutdown, and the drain, for ever).
+    crate::tls::serve(listener, tls.as_ref(), app, shutdown).await?;
     scheduler.abort();
     queue::drain(&state, workers).await;
     cancels.abort();

@@ -1,4 +1,5 @@
-//! HTTPS for `nbexec serve`: `--tls-cert FILE --tls-key FILE`, or `--tls-self-signed`.
+//! HTTPS for `nbexec serve`: `--tls-cert FILE --tls-key FILE`, or `--tls-self-signed`;
+//! and the accept loop that serves both HTTPS and plain HTTP.
 //!
 //! rustls with the `ring` provider, the project's one crypto provider (never aws-lc-rs,
 //! never OpenSSL). The self-signed certificate is made at start-up with `rcgen`
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
@@ -180,16 +181,21 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 
 /// How long a client may take over the TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's head (HTTP/1.1).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then stops accepting
-/// and waits for open connections to finish (as `axum::serve(..).with_graceful_shutdown`).
+/// Serves `app` on `listener` (HTTPS with `tls`, else plain HTTP) until `shutdown`
+/// resolves, then stops accepting and waits for open connections to finish, as
+/// `axum::serve(..).with_graceful_shutdown` does, except that a request head must
+/// arrive within [`HEADER_READ_TIMEOUT`]: a client that sends half a head and waits
+/// cannot hold the shutdown (and so the drain of running jobs) open for ever.
 pub async fn serve(
     listener: TcpListener,
-    tls: &Tls,
+    tls: Option<&Tls>,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls.config.clone());
+    let acceptor = tls.map(|t| TlsAcceptor::from(t.config.clone()));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -210,28 +216,41 @@ pub async fn serve(
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let Ok(Ok(stream)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            else {
-                return;
-            };
-            let hyper_service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let req = req.map(axum::body::Body::new);
-                    let app = app.clone();
-                    async move {
-                        use tower::ServiceExt;
-                        Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {}))
+            match acceptor {
+                None => serve_connection(TokioIo::new(tcp), app, watcher).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(TokioIo::new(stream), app, watcher).await;
                     }
-                });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
-            let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+async fn serve_connection<I>(io: I, app: Router, watcher: hyper_util::server::graceful::Watcher)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let req = req.map(axum::body::Body::new);
+        let app = app.clone();
+        async move {
+            use tower::ServiceExt;
+            Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {}))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    let _ = watcher.watch(conn.into_owned()).await;
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {
