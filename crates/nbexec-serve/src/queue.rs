@@ -322,6 +322,11 @@ impl Queue {
         }
         self.status(id, JobStatus::Cancelled);
         lock(&self.live).remove(id);
+        // A job that never ran is notified (and its task run settled) too.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (config, ended) = (self.config.clone(), id.to_owned());
+            rt.spawn(async move { crate::tasks::job_ended(&config, &ended).await });
+        }
         true
     }
 
