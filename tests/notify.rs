@@ -217,3 +217,48 @@ fn a_detached_run_notifies_when_it_ends() {
         Some(python_hmac_hex("detached", &posts[0].body).as_str())
     );
 }
+
+#[test]
+fn serve_notifies_a_job_cancelled_while_it_waited() {
+    let hook = HookServer::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let nb = common::write_nb(
+        dir.path(),
+        "sleepy.ipynb",
+        &common::notebook(vec![
+            common::code("secs = 0", &["parameters"]),
+            common::code("import time\ntime.sleep(secs)", &[]),
+        ]),
+    );
+    let item = common::add_item(&state, &nb);
+    let srv = common::Server::start(&state, &["--workers", "1"]);
+    let busy = srv.execute(
+        &item,
+        &serde_json::json!({"secs": 20}),
+        &[("updatePortalItem", "false")],
+    );
+    srv.wait_job(&busy, Some("EXECUTING"), Duration::from_secs(60));
+    let waiting = srv.execute(
+        &item,
+        &serde_json::json!({}),
+        &[
+            ("notifyUrl", hook.url.as_str()),
+            ("updatePortalItem", "false"),
+        ],
+    );
+    let a = srv.post_form(
+        &format!("/notebooks/jobs/{waiting}/cancel"),
+        &[("f", "json")],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let posts = hook.wait_for(1, Duration::from_secs(30));
+    assert_eq!(posts.len(), 1, "{}", srv.log());
+    let sent: Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(sent["jobId"], serde_json::json!(waiting));
+    assert_eq!(sent["status"], "CANCELLED");
+    let a = srv.post_form(&format!("/notebooks/jobs/{busy}/cancel"), &[("f", "json")]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    srv.wait_job(&busy, None, Duration::from_secs(60));
+}

@@ -10,8 +10,8 @@
 //! * A fire whose task still has a run scheduled or executing is recorded `skipped`.
 //! * `maxOccurrences` counts runs started (skipped fires do not count); the task is
 //!   `completed` when the last one starts, or when the next fire is past `endDate`.
-//! * Five consecutive failed runs (skipped ones neither count nor break the streak)
-//!   deactivate the task: state `failed`.
+//! * Five consecutive failed runs (skipped and cancelled ones neither count nor break
+//!   the streak) deactivate the task: state `failed`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -34,6 +34,10 @@ pub const MAX_MISSED_RECORDED: usize = 30;
 
 /// How many fire times one plan walks through before jumping to the present.
 const MAX_WALK: usize = 10_000;
+
+/// The message of a run whose job was cancelled (recorded `failed`, but not
+/// counted toward the five failures).
+pub const CANCELLED: &str = "CANCELLED";
 
 pub const REASON_OVERLAP: &str = "skipped: the previous run was still executing";
 pub const REASON_MISSED: &str = "skipped: missed while nbexec serve was not running";

@@ -447,8 +447,9 @@ impl ScheduleStore {
             .map_err(|e| self.db(e))
     }
 
-    /// Failed runs since the task's last succeeded one (skipped runs neither count
-    /// nor break the streak), of those fired at or after `since` (epoch ms).
+    /// Failed runs since the task's last succeeded one (skipped and cancelled runs
+    /// neither count nor break the streak), of those fired at or after `since`
+    /// (epoch ms).
     pub fn consecutive_failures(&self, task_id: &str, since: i64) -> Result<u32, StoreError> {
         let mut n = 0;
         for run in self.runs(task_id)? {
@@ -456,6 +457,8 @@ impl ScheduleStore {
                 break;
             }
             match run.status {
+                // A cancelled run (someone stopped it) is no failure of the task.
+                RunStatus::Failed if run.message == crate::scheduler::CANCELLED => {}
                 RunStatus::Failed => n += 1,
                 RunStatus::Succeeded => break,
                 _ => {}

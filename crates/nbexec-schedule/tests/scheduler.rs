@@ -338,3 +338,36 @@ fn dst_spring_forward_fires_once_in_berlin() {
     let t = store.get_task(&t.id).unwrap().unwrap();
     assert_eq!(t.next_fire, Some(ms("2026-03-30T00:30:00Z")));
 }
+
+#[test]
+fn cancelled_runs_do_not_count_as_failures() {
+    let (_d, store) = store();
+    let s = scheduler("2026-11-30T10:00:30Z");
+    let t = s.create(&store, task("*/1 * * * ?")).unwrap();
+    for _ in 0..4 {
+        assert!(fire_and_finish(&s, &store, false));
+    }
+    // Two runs cancelled, then a fifth failure: that is five failures in all.
+    for _ in 0..2 {
+        let next = store.get_task(&t.id).unwrap().unwrap().next_fire.unwrap();
+        s.clock
+            .set(chrono::DateTime::from_timestamp_millis(next).unwrap());
+        let f = s.tick(&store).unwrap().remove(0);
+        s.run_finished(
+            &store,
+            &f.run_id,
+            false,
+            nbexec_schedule::scheduler::CANCELLED,
+        )
+        .unwrap();
+        assert_eq!(
+            store.get_task(&t.id).unwrap().unwrap().state,
+            TaskState::Active
+        );
+    }
+    assert!(fire_and_finish(&s, &store, false));
+    assert_eq!(
+        store.get_task(&t.id).unwrap().unwrap().state,
+        TaskState::Failed
+    );
+}

@@ -322,6 +322,11 @@ impl Queue {
         }
         self.status(id, JobStatus::Cancelled);
         lock(&self.live).remove(id);
+        // A job that never ran is notified (and its task run settled) too.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (config, ended) = (self.config.clone(), id.to_owned());
+            rt.spawn(async move { crate::tasks::job_ended(&config, &ended).await });
+        }
         true
     }
 
@@ -704,10 +709,6 @@ pub(crate) fn start_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>
                     // A panic in one run must not take the worker (or the queue's
                     // bookkeeping) with it.
                     let outcome = tokio::spawn(async move { job.run_job(&id2).await }).await;
-                    // Its notification (retried, so slow) and its task run, off
-                    // the worker: the queue moves on.
-                    let (config, ended) = (q.config.clone(), id.clone());
-                    tokio::spawn(async move { crate::tasks::job_ended(&config, &ended).await });
                     if outcome.is_err()
                         && let Ok(store) = JobStore::open(&q.config.state_dir)
                     {
@@ -719,6 +720,10 @@ pub(crate) fn start_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>
                             1,
                         );
                     }
+                    // Once the job is recorded final: its notification (retried, so
+                    // slow) and its task run, off the worker: the queue moves on.
+                    let (config, ended) = (q.config.clone(), id.clone());
+                    tokio::spawn(async move { crate::tasks::job_ended(&config, &ended).await });
                     q.done(&id);
                     // Now and then, the files of jobs the registry pruned go too.
                     if q.finished

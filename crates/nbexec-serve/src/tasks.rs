@@ -486,11 +486,18 @@ fn settle(config: &Config, store: &ScheduleStore, scheduler: &Scheduler<SystemCl
         match &run.job_id {
             Some(job_id) => match jobs.get(job_id) {
                 Ok(Some(job)) if job.status.is_finished() => {
+                    // CANCELLED is the message that keeps a cancelled run out of
+                    // the failure count.
+                    let message = if job.status == JobStatus::Cancelled {
+                        nbexec_schedule::scheduler::CANCELLED
+                    } else {
+                        job.status.as_str()
+                    };
                     let _ = scheduler.run_finished(
                         store,
                         &run.id,
                         job.status == JobStatus::Completed,
-                        job.status.as_str(),
+                        message,
                     );
                 }
                 Ok(None) => {
