@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -72,6 +73,8 @@ def main():
     ap.add_argument("--nbexec")
     args = ap.parse_args()
     nbexec = find_nbexec(args.nbexec)
+    # A SIGTERM (a timeout) still stops the server below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     work = tempfile.mkdtemp(prefix="nbexec-bench-s3-")
     port = free_port()
