@@ -5,20 +5,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// An input notebook: a parameters cell, then `cells` more.
 fn input_nb(cells: Vec<Value>) -> Value {
     let mut all = vec![code("name = 'nobody'\nn = 1", &["parameters"])];
     all.extend(cells);
     notebook(all)
-}
-
-fn nb_bytes(nb: &Value) -> Vec<u8> {
-    serde_json::to_vec_pretty(nb).unwrap()
 }
 
 #[test]
@@ -106,6 +100,12 @@ fn unknown_url_schemes_are_refused() {
 #[cfg(feature = "remote")]
 mod remote {
     use super::*;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn nb_bytes(nb: &Value) -> Vec<u8> {
+        serde_json::to_vec_pretty(nb).unwrap()
+    }
 
     #[test]
     fn s3_input_parameters_output_and_report() {
@@ -405,6 +405,45 @@ mod remote {
             out["metadata"]["papermill"]["end_time"].is_string(),
             "a finished run"
         );
+    }
+
+    #[test]
+    fn s3_batch_file_and_output_template() {
+        let moto = MotoServer::start();
+        moto.create_bucket("nbs");
+        let nb = input_nb(vec![code("print(name, n)", &[])]);
+        moto.put_object("nbs", "in.ipynb", &nb_bytes(&nb));
+        moto.put_object(
+            "nbs",
+            "sets.jsonl",
+            b"{\"name\": \"a\", \"n\": 1}\n{\"name\": \"b\", \"n\": 2}\n",
+        );
+        let state = tempfile::tempdir().unwrap();
+        let o = moto
+            .nbexec()
+            .args([
+                "run",
+                "s3://nbs/in.ipynb",
+                "s3://nbs/batch/{name}-{_index}.ipynb",
+                "--batch",
+                "s3://nbs/sets.jsonl",
+                "--jobs",
+                "2",
+                "--state-dir",
+                state.path().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        for (key, printed) in [("batch/a-1.ipynb", "a 1\n"), ("batch/b-2.ipynb", "b 2\n")] {
+            let out: Value = serde_json::from_slice(&moto.get_object("nbs", key).unwrap()).unwrap();
+            assert_eq!(stream_text(&out["cells"][2], "stdout"), printed, "{key}");
+            assert_eq!(
+                out["metadata"]["nbexec"]["output_url"],
+                json!(format!("s3://nbs/{key}"))
+            );
+            assert_eq!(moto.requests("PUT", &format!("/nbs/{key}")), 1, "{key}");
+        }
     }
 
     #[test]

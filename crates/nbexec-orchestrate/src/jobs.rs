@@ -414,6 +414,8 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
             .map_err(|e| Error::Usage(format!("cannot hand the run to its process: {e}")))?;
     }
     let url = match detach.output {
+        // A remote output is its own URL.
+        Some(out) if crate::storage::is_url(&out) => out.to_string_lossy().into_owned(),
         Some(out) => nbexec_runner::jobs::file_url(&out),
         None => nbexec_runner::jobs::file_url(&log_path),
     };
