@@ -498,7 +498,9 @@ fn serve_records_fires_missed_while_down_as_skipped_without_a_burst() {
     srv.signal(libc::SIGTERM);
     assert!(srv.wait_exit(Duration::from_secs(60)).success());
     let down = chrono::Utc::now().timestamp_millis();
-    std::thread::sleep(Duration::from_secs(7));
+    // Down long enough that the gap, less 2 s at each end, holds at least two of the
+    // 2-second fires whatever the machine's load (7 s left one fire on a busy machine).
+    std::thread::sleep(Duration::from_secs(12));
     let srv = Server::start(&state, &[]);
     let up = chrono::Utc::now().timestamp_millis();
     let runs = wait_runs(&srv, &task, Duration::from_secs(60), |runs| {

@@ -685,10 +685,7 @@ fn sigterm_drains_finishing_or_cancelling_running_jobs() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(100))
-                .build()
-                .unwrap();
+            let client = http_client(Duration::from_secs(100));
             let mut resp = client.get(&events_url).send().await.unwrap();
             let mut text = String::new();
             let _ = tx.send(());

@@ -1031,10 +1031,7 @@ impl Server {
             .enable_all()
             .build()
             .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .unwrap();
+        let http = http_client(std::time::Duration::from_secs(60));
         Server {
             child: Some(child),
             url,
@@ -2028,4 +2025,15 @@ impl Drop for JupyterServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The tests' HTTP client. The `remote` feature builds reqwest with rustls but no
+/// crypto provider of its own (the project's one provider, ring, is installed by
+/// whoever builds a client), so this installs ring first, as nbexec itself does.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("an HTTP client")
 }
