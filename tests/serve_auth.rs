@@ -784,3 +784,37 @@ fn a_half_sent_request_does_not_hold_a_graceful_shutdown() {
         drop(tcp);
     }
 }
+
+#[test]
+fn the_users_file_is_reread_so_changes_apply_to_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, _item) = secured_server(dir.path(), &[]);
+    let users = dir.path().join("users.json");
+    let bob = token(&srv, "bob");
+    assert_eq!(get_as(&srv, "?f=json", &bob).status, 200);
+    // A user added now can sign in; a user removed now is refused at once.
+    let out = add_user(&users, "carol", "user", "carol-pw");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let carol = token(&srv, "carol");
+    let rm = nbexec()
+        .args(["users", "rm", "bob", "-f"])
+        .arg(&users)
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert_arcgis_error(&get_as(&srv, "?f=json", &bob), 401, 498, "Invalid token.");
+    let a = srv.post_form(
+        "/generateToken",
+        &[("username", "bob"), ("password", "bob-pw"), ("f", "json")],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(get_as(&srv, "?f=json", &carol).status, 200);
+    // A broken file keeps the last good table (with a warning), rather than locking out.
+    std::fs::write(&users, "{broken").unwrap();
+    assert_eq!(get_as(&srv, "?f=json", &carol).status, 200);
+    assert!(
+        srv.log().contains("keeping the previous users table"),
+        "{}",
+        srv.log()
+    );
+}

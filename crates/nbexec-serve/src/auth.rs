@@ -461,13 +461,6 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// The `token` field of a query string or an `application/x-www-form-urlencoded` body.
-pub fn token_from_form(form: &[u8]) -> Option<String> {
-    form_urlencoded::parse(form)
-        .find(|(k, v)| k == "token" && !v.trim().is_empty())
-        .map(|(_, v)| v.trim().to_owned())
-}
-
 // ------------------------------------------------------------------------------------
 // The server's view
 
@@ -927,12 +920,6 @@ mod tests {
         let mut basic = HeaderMap::new();
         basic.insert("authorization", HeaderValue::from_static("Basic YTpi"));
         assert_eq!(token_from_headers(&basic), None);
-        assert_eq!(
-            token_from_form(b"f=json&token=a%2Bb&x=1").as_deref(),
-            Some("a+b")
-        );
-        assert_eq!(token_from_form(b"f=json&token="), None);
-        assert_eq!(token_from_form(b"f=json"), None);
     }
 
     #[test]
