@@ -447,6 +447,38 @@ mod remote {
     }
 
     #[test]
+    fn s3_detached_run_answers_with_the_output_url() {
+        let moto = MotoServer::start();
+        moto.create_bucket("nbs");
+        let nb = input_nb(vec![code("print('detached', n)", &[])]);
+        moto.put_object("nbs", "in.ipynb", &nb_bytes(&nb));
+        let state = tempfile::tempdir().unwrap();
+        let o = moto
+            .nbexec()
+            .args([
+                "run",
+                "s3://nbs/in.ipynb",
+                "s3://nbs/detached.ipynb",
+                "-p",
+                "n",
+                "5",
+            ])
+            .args(["--detach", "--state-dir", state.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(answer["jobUrl"], json!("s3://nbs/detached.ipynb"));
+        let id = answer["jobId"].as_str().unwrap();
+        let job = wait_job_finished(state.path(), id, Duration::from_secs(90));
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+        let out: Value =
+            serde_json::from_slice(&moto.get_object("nbs", "detached.ipynb").unwrap()).unwrap();
+        assert_eq!(stream_text(&out["cells"][2], "stdout"), "detached 5\n");
+        assert_eq!(out["metadata"]["nbexec"]["job_id"], json!(id));
+    }
+
+    #[test]
     fn http_get_and_put() {
         let server = HttpObjects::start();
         let nb = input_nb(vec![code("print('over http', n)", &[])]);

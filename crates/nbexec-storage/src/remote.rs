@@ -151,16 +151,10 @@ pub(crate) async fn check_writable(url: &RemoteUrl, mode: WriteMode) -> Result<(
     if url.is_plain_http() {
         return Ok(());
     }
-    // Listing the object's directory tells a missing bucket or container, and
-    // credentials the store refuses, before a kernel starts.
-    let parent: Path = path
-        .parts()
-        .collect::<Vec<_>>()
-        .split_last()
-        .map_or_else(Path::default, |(_, dir)| {
-            Path::from_iter(dir.iter().cloned())
-        });
-    match store.list_with_delimiter(Some(&parent)).await {
+    // A listing under the object's own key (`KEY/`, one page, nearly always empty)
+    // tells a missing bucket or container, and credentials the store refuses,
+    // before a kernel starts, however many objects sit beside it.
+    match store.list_with_delimiter(Some(&path)).await {
         Ok(_) => Ok(()),
         Err(e) if is_missing_container(&e) => Err(Error::NotFound {
             url: url.to_string(),
