@@ -1341,6 +1341,13 @@ fn run_chatty(cell: &str, extra: &[&str]) -> (Measured, Value) {
     cmd.args(["run", input.to_str().unwrap(), output.to_str().unwrap()])
         .args(extra);
     let m = run_measured(cmd);
+    // The notebook is written on every path; if it is not, say how nbexec ended.
+    assert!(
+        output.exists(),
+        "no notebook written: exit {:?} (None: killed by a signal), stderr: {}",
+        m.code,
+        m.stderr
+    );
     let nb = read_nb(&output);
     (m, nb)
 }
