@@ -120,6 +120,11 @@ async fn list(State(st): State<AppState>, req: Req) -> Response {
 async fn create(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
         let who = auth::principal(&st, &req).await?;
+        if crate::tasks::form_request(&req) {
+            return Ok(
+                json!({"operation": "create", "items": crate::tasks::form_items(&st, &who)}),
+            );
+        }
         for required in ["name", "itemId"] {
             if req.text(required).is_none_or(|v| v.trim().is_empty()) {
                 return Err(ApiError::bad_request(vec![format!("{required}: required")]));
@@ -145,7 +150,7 @@ async fn create(State(st): State<AppState>, req: Req) -> Response {
         Ok(json!({"webhookReceiver": receiver.to_json(&inbound_url(&st, &req, &receiver.id), true)}))
     }
     .await;
-    answer(&st, &req, "webhookReceiver", r)
+    answer(&st, &req, "create", r)
 }
 
 async fn one(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
@@ -163,6 +168,11 @@ async fn update(State(st): State<AppState>, Path(id): Path<String>, req: Req) ->
         let who = auth::principal(&st, &req).await?;
         let store = store(&st)?;
         let mut receiver = visible(&store, &who, &id)?;
+        if crate::tasks::form_request(&req) {
+            // Never the secret (to_json leaves it out).
+            return Ok(json!({"operation": "update",
+                             "current": receiver.to_json(&inbound_url(&st, &req, &id), false)}));
+        }
         apply_fields(&st, &req, &mut receiver)?;
         store
             .update_receiver(&receiver)
