@@ -1266,7 +1266,7 @@ impl View<'_, '_> {
             "id": id,
             "href": self.href(&href),
             "title": title.unwrap_or_else(|| id.clone()),
-            "item": item_cell(t),
+            "item": own_item_cell(t),
             "schedule": schedule_text(t),
             "zone": t.get("timeZone").map(text_of).unwrap_or_default(),
             "state": cell_status(&task_state(t), None),
@@ -1337,7 +1337,7 @@ impl View<'_, '_> {
         {
             rows.push(row("State Reason", cell_text(r)));
         }
-        rows.push(row("Item", item_cell(value)));
+        rows.push(row("Item", own_item_cell(value)));
         rows.push(row(
             "Owner",
             owner_cell(&json!({"owner": map.get("userId")})),
@@ -1432,7 +1432,7 @@ impl View<'_, '_> {
                     "id": id,
                     "href": self.href(&join(self.ctx.path, &id)),
                     "name": name.unwrap_or_else(|| id.clone()),
-                    "item": item_cell(r),
+                    "item": own_item_cell(r),
                     "owner": owner_cell(&json!({"owner": r.get("username")})),
                     "state": cell_status(receiver_state(r), None),
                     "created": cell_time_short(int(r.get("created"))),
@@ -1458,7 +1458,7 @@ impl View<'_, '_> {
             row("Name", cell_text(&name)),
             row("Receiver ID", cell_text(&id)),
             row("State", cell_status(state, None)),
-            row("Item", item_cell(value)),
+            row("Item", own_item_cell(value)),
             row("Owner", owner_cell(&json!({"owner": map.get("username")}))),
         ];
         // Never the secret (nor an API token), whatever the handler passed.
@@ -1508,6 +1508,12 @@ impl View<'_, '_> {
             "back": parent.map(|p| json!({"label": "Back", "href": self.href(&p)})),
         })
     }
+}
+
+/// The item of a task or receiver: `itemTitle` (which the pages' handlers add) and
+/// `itemId`, never the thing's own `title`.
+fn own_item_cell(t: &Value) -> Value {
+    item_cell(&json!({"itemId": t.get("itemId"), "itemTitle": t.get("itemTitle")}))
 }
 
 /// A task's state: `taskState`, else from `active`.
@@ -2276,6 +2282,16 @@ mod tests {
             body.contains("<th scope=\"row\">Owner</th><td>alice</td>"),
             "{body}"
         );
+        // The item is the notebook's, not the task's title.
+        assert!(
+            body.contains("<th scope=\"row\">Item</th><td>d9c20adc5f95476590be87f1e6eb1dba</td>"),
+            "{body}"
+        );
+        t["itemTitle"] = json!("Daily <load>");
+        let titled = page(Kind::Task, t.clone(), &path);
+        assert!(titled.contains(
+            "<th scope=\"row\">Item</th><td>Daily &lt;load&gt; (d9c20adc5f95476590be87f1e6eb1dba)</td>"
+        ), "{titled}");
         // The runs, newest first, the job linked.
         let runs = between(&body, "<table class=\"jobs\" id=\"runs\">", "</table>");
         assert!(runs.find("jrun2").unwrap() < runs.find("failed").unwrap());

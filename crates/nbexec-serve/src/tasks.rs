@@ -80,6 +80,13 @@ pub(crate) fn form_items(st: &AppState, who: &auth::Principal) -> Vec<Value> {
         .collect()
 }
 
+/// For a page: the title of the item a task or receiver runs (`itemTitle`).
+pub(crate) fn add_item_title(st: &AppState, value: &mut Value, item_id: &str) {
+    if let Ok(item) = st.items.get(item_id) {
+        value["itemTitle"] = Value::String(item.title);
+    }
+}
+
 /// May the principal act on `user`'s tasks?
 fn check_user(who: &auth::Principal, user: &str) -> Result<(), ApiError> {
     if who.is_admin() || who.name() == user {
@@ -192,11 +199,18 @@ async fn list(State(st): State<AppState>, Path(user): Path<String>, req: Req) ->
             .list_tasks(Some(&user))
             .map_err(ApiError::internal)?;
         let now = now_ms();
+        let html = matches!(req.format(), Ok(crate::api::Format::Html));
         let page: Vec<Value> = tasks
             .iter()
             .skip(start - 1)
             .take(num)
-            .map(|t| t.to_json(now))
+            .map(|t| {
+                let mut v = t.to_json(now);
+                if html {
+                    add_item_title(&st, &mut v, &t.item_id);
+                }
+                v
+            })
             .collect();
         let next = if start - 1 + num < tasks.len() {
             (start + num) as i64
@@ -275,6 +289,7 @@ async fn one(
         let task = user_task(&store, &user, &id)?;
         let mut value = task.to_json(now_ms());
         if matches!(req.format(), Ok(crate::api::Format::Html)) {
+            add_item_title(&st, &mut value, &task.item_id);
             // The page shows the last runs too (f=json keeps ArcGIS's shape; the
             // runs have their own resource).
             let runs = store.runs(&task.id).map_err(ApiError::internal)?;

@@ -106,10 +106,17 @@ async fn list(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
         let who = auth::principal(&st, &req).await?;
         let all = store(&st)?.list_receivers().map_err(ApiError::internal)?;
+        let html = matches!(req.format(), Ok(crate::api::Format::Html));
         let shown: Vec<Value> = all
             .iter()
             .filter(|r| who.may_access(Some(&r.username)))
-            .map(|r| r.to_json(&inbound_url(&st, &req, &r.id), false))
+            .map(|r| {
+                let mut v = r.to_json(&inbound_url(&st, &req, &r.id), false);
+                if html {
+                    crate::tasks::add_item_title(&st, &mut v, &r.item_id);
+                }
+                v
+            })
             .collect();
         Ok(json!({"webhookReceivers": shown}))
     }
@@ -157,7 +164,11 @@ async fn one(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Re
     let r = async {
         let who = auth::principal(&st, &req).await?;
         let receiver = visible(&store(&st)?, &who, &id)?;
-        Ok(receiver.to_json(&inbound_url(&st, &req, &id), false))
+        let mut value = receiver.to_json(&inbound_url(&st, &req, &id), false);
+        if matches!(req.format(), Ok(crate::api::Format::Html)) {
+            crate::tasks::add_item_title(&st, &mut value, &receiver.item_id);
+        }
+        Ok(value)
     }
     .await;
     answer(&st, &req, "webhookReceiver", r)
