@@ -131,8 +131,10 @@ struct Page {
 }
 
 /// The page of resource `kind` (`root`, `notebooks`, `system`, `executeNotebook`,
-/// `jobs`, `job`, `cancel`, `deleteAll`, `error`) showing `value`, the resource as
-/// `f=json` would print it.
+/// `jobs`, `job`, `cancel`, `deleteAll`, `tasks`, `task`, `createTask`,
+/// `webhookReceivers`, `webhookReceiver`, `create`, `update`, `enable`, `disable`,
+/// `delete`, `error`) showing `value`, the resource as `f=json` would print it (for
+/// tasks and receivers, with the extras their handlers add for a page).
 pub fn render(kind: &str, value: &Value, ctx: &Ctx) -> String {
     let place = Place {
         root: url_path(&ctx.root_url),
