@@ -448,3 +448,133 @@ fn execute_notebook_works_from_its_form_without_javascript() {
     let out = srv.get(&format!("/notebooks/jobs/{id}/output.ipynb"));
     assert!(out.body.contains("hihi"), "{}", out.body);
 }
+
+#[test]
+fn the_tasks_pages_create_list_show_runs_and_disable_a_task() {
+    const TASKS: &str = "/portal/sharing/rest/community/users/alice/tasks";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let nb = item(
+        &state,
+        dir.path(),
+        "tick.ipynb",
+        "print('tick')",
+        "Tick notebook",
+    );
+    let srv = Server::start(&state, &[]);
+    let tasks_url = format!("{}{TASKS}", srv.origin());
+
+    let mut browser = Browser::launch();
+    let mut tab = browser.tab();
+    // createTask from the tasks page's link, through its form.
+    tab.goto(&tasks_url);
+    assert!(
+        tab.eval("document.body.innerText")
+            .as_str()
+            .unwrap()
+            .contains("No tasks."),
+        "an empty list first"
+    );
+    tab.eval(
+        "[...document.querySelectorAll('a')].find(a => a.textContent === 'createTask').click()",
+    );
+    tab.wait_for(
+        "location.pathname.endsWith('/tasks/createTask') && document.readyState === 'complete' \
+         && !!document.getElementById('f-second')",
+        Duration::from_secs(30),
+    )
+    .expect("the createTask form");
+    tab.eval(&format!(
+        "const set = (n, v) => document.getElementById('f-' + n).value = v;
+         set('title', 'Every <two> seconds'); set('itemId', '{nb}'); set('second', '*/2');
+         set('minute', '*'); set('hour', '*'); set('dayOfMonth', '*'); set('month', '*');
+         set('dayOfWeek', '?'); set('timeZone', 'Europe/Berlin');
+         document.querySelector('form.op button[type=submit]').click()"
+    ));
+    // The answer leads to the new task's page.
+    let path = tab
+        .wait_for(
+            &format!(
+                "document.readyState === 'complete' && location.pathname.startsWith('{TASKS}/') \
+                 && !!document.getElementById('runs-heading') && location.pathname"
+            ),
+            Duration::from_secs(30),
+        )
+        .expect("on the task's page");
+    let path = path.as_str().unwrap().to_owned();
+    let id = path.rsplit('/').next().unwrap().to_owned();
+    let json = srv.get_at(&format!("{TASKS}/{id}?f=json")).json();
+    assert_eq!(json["title"], "Every <two> seconds", "{json}");
+    assert_eq!(json["taskState"], "active", "{json}");
+    assert_eq!(json["timeZone"], "Europe/Berlin", "{json}");
+
+    // The list shows it: title linked, item, schedule, zone, state.
+    tab.goto(&tasks_url);
+    let rows = tab.eval(
+        "[...document.querySelectorAll('#tasks tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim()) \
+           .concat([r.cells[0].querySelector('a').getAttribute('href')]))",
+    );
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = rows[0].as_array().unwrap();
+    assert_eq!(row[0], "Every <two> seconds");
+    assert_eq!(
+        row[1],
+        format!("Tick notebook ({nb})"),
+        "the item's own title"
+    );
+    assert_eq!(row[2], "*/2 * * * * ?");
+    assert_eq!(row[3], "Europe/Berlin");
+    assert_eq!(row[4], "active");
+    assert_eq!(row[8], path.as_str());
+    assert_quiet(&mut tab, "tasks page");
+
+    // Its page shows a run once it fired and its job ended (reloaded, bounded).
+    let task_url = format!("{}{path}", srv.origin());
+    let deadline = std::time::Instant::now() + LIVE;
+    let job = loop {
+        tab.goto(&task_url);
+        let done = tab.eval(
+            "(() => { const r = document.querySelector('#runs tbody tr .status-succeeded');
+                      return r ? r.closest('tr').querySelector('a').getAttribute('href') : null })()",
+        );
+        if let Some(href) = done.as_str() {
+            break href.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no succeeded run on the page: {}\n{}",
+            tab.eval("document.body.innerText"),
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let job_id = job.rsplit('/').next().unwrap();
+    let recorded = srv.wait_job(job_id, Some("COMPLETED"), Duration::from_secs(10));
+    assert_eq!(recorded["inputs"]["taskId"], json!(id), "{recorded}");
+    assert!(
+        tab.eval("document.querySelector('#runs time') !== null")
+            .as_bool()
+            .unwrap(),
+        "the run's scheduled time"
+    );
+    tab.screenshot(&shots().join("serve-tasks.png"));
+    assert_quiet(&mut tab, "task page");
+
+    // Disable: a POST form; back on the task's page, paused, with Enable offered.
+    tab.eval("document.getElementById('disable').click()");
+    tab.wait_for(
+        &format!(
+            "location.pathname === '{path}' && document.readyState === 'complete' \
+             && !!document.getElementById('enable')"
+        ),
+        Duration::from_secs(30),
+    )
+    .expect("back on the task's page, with Enable");
+    assert_eq!(status_text(&mut tab), "disabled");
+    let json = srv.get_at(&format!("{TASKS}/{id}?f=json")).json();
+    assert_eq!(json["taskState"], "disabled", "{json}");
+    assert_eq!(json["active"], false, "{json}");
+    assert_quiet(&mut tab, "disabled task page");
+}

@@ -242,3 +242,67 @@ fn a_replayed_delivery_is_ignored() {
     let id = first.json()["jobId"].as_str().unwrap().to_owned();
     srv.wait_job(&id, None, Duration::from_secs(60));
 }
+
+#[test]
+fn the_receiver_pages_offer_forms_and_never_show_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, r) = server_with_receiver(dir.path());
+    let id = r["id"].as_str().unwrap();
+    // A browser's create, answered as a page: the receiver, not its secret.
+    let item = r["itemId"].as_str().unwrap();
+    let created = srv.post_form(
+        &format!("{RECEIVERS}/create"),
+        &[
+            ("name", "second"),
+            ("itemId", item),
+            ("secret", "ZYXWVUTSRQPONMLKJIHGFEDCBA987654"),
+            ("f", "html"),
+        ],
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body.contains("Go to receiver "), "{}", created.body);
+    for path in [
+        RECEIVERS.to_owned(),
+        format!("{RECEIVERS}/{id}"),
+        format!("{RECEIVERS}/{id}/update"),
+    ] {
+        let page = srv.get(&format!("{path}?f=html"));
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(page.body.starts_with("<!DOCTYPE html>"), "{path}");
+        for body in [&page.body, &created.body] {
+            assert!(!body.contains(SECRET), "{path}: {body}");
+            assert!(
+                !body.contains("ZYXWVUTSRQPONMLKJIHGFEDCBA987654"),
+                "{path}: {body}"
+            );
+        }
+        assert!(
+            page.body.contains("on item change"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // A plain GET of update is its form (it changed nothing); a POST form disables.
+    let form = srv.get(&format!("{RECEIVERS}/{id}/update"));
+    assert!(
+        form.body
+            .contains("<button type=\"submit\">Update Receiver</button>")
+    );
+    let one = srv.get(&format!("{RECEIVERS}/{id}?f=html"));
+    assert!(
+        one.body.contains("id=\"disable\">Disable</button>"),
+        "{}",
+        one.body
+    );
+    let off = srv.post_form(&format!("{RECEIVERS}/{id}/disable"), &[("f", "html")]);
+    assert_eq!(off.status, 200, "{}", off.body);
+    let now = srv.get(&format!("{RECEIVERS}/{id}?f=json")).json();
+    assert_eq!(now["disabled"], true, "{now}");
+    assert_eq!(now["name"], "on item change");
+    let one = srv.get(&format!("{RECEIVERS}/{id}?f=html"));
+    assert!(
+        one.body.contains("id=\"enable\">Enable</button>"),
+        "{}",
+        one.body
+    );
+}

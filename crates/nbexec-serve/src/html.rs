@@ -39,6 +39,13 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/operation.html"),
     ),
     ("error.html", include_str!("../templates/error.html")),
+    ("tasks.html", include_str!("../templates/tasks.html")),
+    ("task.html", include_str!("../templates/task.html")),
+    (
+        "receivers.html",
+        include_str!("../templates/receivers.html"),
+    ),
+    ("receiver.html", include_str!("../templates/receiver.html")),
 ];
 
 /// What a page shows, from the handler's `kind` name.
@@ -57,6 +64,14 @@ enum Kind {
     Operation,
     /// An error answer in either ArcGIS shape.
     Error,
+    /// A user's scheduled tasks (`{"tasks": […]}`).
+    Tasks,
+    /// One task, with its last runs (`runs`).
+    Task,
+    /// The webhook receivers (`{"webhookReceivers": […]}`).
+    Receivers,
+    /// One webhook receiver.
+    Receiver,
 }
 
 impl Kind {
@@ -64,8 +79,13 @@ impl Kind {
         match name {
             "jobs" => Kind::Jobs,
             "job" => Kind::Job,
-            "executeNotebook" | "cancel" | "deleteAll" => Kind::Operation,
+            "executeNotebook" | "cancel" | "deleteAll" | "createTask" | "create" | "update"
+            | "enable" | "disable" | "delete" => Kind::Operation,
             "error" => Kind::Error,
+            "tasks" => Kind::Tasks,
+            "task" => Kind::Task,
+            "webhookReceivers" => Kind::Receivers,
+            "webhookReceiver" => Kind::Receiver,
             _ => Kind::Resource,
         }
     }
@@ -111,8 +131,10 @@ struct Page {
 }
 
 /// The page of resource `kind` (`root`, `notebooks`, `system`, `executeNotebook`,
-/// `jobs`, `job`, `cancel`, `deleteAll`, `error`) showing `value`, the resource as
-/// `f=json` would print it.
+/// `jobs`, `job`, `cancel`, `deleteAll`, `tasks`, `task`, `createTask`,
+/// `webhookReceivers`, `webhookReceiver`, `create`, `update`, `enable`, `disable`,
+/// `delete`, `error`) showing `value`, the resource as `f=json` would print it (for
+/// tasks and receivers, with the extras their handlers add for a page).
 pub fn render(kind: &str, value: &Value, ctx: &Ctx) -> String {
     let place = Place {
         root: url_path(&ctx.root_url),
@@ -178,8 +200,7 @@ fn render_page(kind: Kind, value: &Value, ctx: &Place) -> Page {
     // An error answer is an error page whatever was asked for.
     // An error answer is an error page whatever was asked for, but an operation that
     // failed shows why above its form again (a bad parameter, a job already finished).
-    let last = ctx.path.rsplit('/').next().unwrap_or_default();
-    let kind = if OPERATIONS.iter().any(|o| o.name == last) && is_error(value) {
+    let kind = if find_op(ctx.path).is_some() && is_error(value) {
         Kind::Operation
     } else if is_error(value) {
         Kind::Error
@@ -195,6 +216,10 @@ fn render_page(kind: Kind, value: &Value, ctx: &Place) -> Page {
             ("operation.html", model, redirect)
         }
         Kind::Error => ("error.html", v.error(value), None),
+        Kind::Tasks => ("tasks.html", v.tasks(value), None),
+        Kind::Task => ("task.html", v.task(value), None),
+        Kind::Receivers => ("receivers.html", v.receivers(value), None),
+        Kind::Receiver => ("receiver.html", v.receiver(value), None),
     };
     let live = model.get("live").and_then(Value::as_bool).unwrap_or(false);
     let fields = model.as_object_mut().expect("view models are objects");
@@ -365,6 +390,12 @@ fn is_time_key(key: &str) -> bool {
             | "expires"
             | "dateLastActivity"
             | "revision"
+            | "updated"
+            | "lastStart"
+            | "nextFireTime"
+            | "startDate"
+            | "endDate"
+            | "scheduledTime"
     )
 }
 
@@ -485,6 +516,9 @@ const FIELD: Field = Field {
 
 struct Operation {
     name: &'static str,
+    /// A part of the path the operation lives under (`""`: anywhere): `update`,
+    /// `enable`, … are both a task's and a webhook receiver's.
+    under: &'static str,
     description: &'static str,
     submit: &'static str,
     fields: &'static [Field],
@@ -493,6 +527,7 @@ struct Operation {
 const OPERATIONS: &[Operation] = &[
     Operation {
         name: "executeNotebook",
+        under: "",
         description: "Runs a notebook of the item store, all cells in order, as a job. Parameters are injected as a new cell after the cell tagged \"parameters\" (or first).",
         submit: "Execute Notebook",
         fields: &[
@@ -546,15 +581,241 @@ const OPERATIONS: &[Operation] = &[
     },
     Operation {
         name: "cancel",
+        under: "/jobs/",
         description: "Cancels the job: a queued job never runs; a running one is interrupted and its notebook saved as far as it got.",
         submit: "Cancel Job",
         fields: &[],
     },
     Operation {
         name: "deleteAll",
+        under: "/jobs",
         description: "Deletes the finished jobs (the jobs you own; an administrator's, all).",
         submit: "Delete All",
         fields: &[],
+    },
+    Operation {
+        name: "createTask",
+        under: "/tasks/",
+        description: "Schedules a notebook: each time the schedule fires, the item's notebook runs as a job with the task's parameters. The schedule is a cron expression in fields, in the task's time zone.",
+        submit: "Create Task",
+        fields: TASK_FIELDS,
+    },
+    Operation {
+        name: "update",
+        under: "/tasks/",
+        description: "Changes the task: the fields given replace the task's (a changed schedule counts from now).",
+        submit: "Update Task",
+        fields: TASK_FIELDS,
+    },
+    Operation {
+        name: "enable",
+        under: "/tasks/",
+        description: "Resumes the task: it fires again from its next scheduled time.",
+        submit: "Enable",
+        fields: &[],
+    },
+    Operation {
+        name: "disable",
+        under: "/tasks/",
+        description: "Pauses the task: it fires no more until enabled (a run under way finishes).",
+        submit: "Disable",
+        fields: &[],
+    },
+    Operation {
+        name: "delete",
+        under: "/tasks/",
+        description: "Deletes the task and its runs (their jobs stay).",
+        submit: "Delete Task",
+        fields: &[],
+    },
+    Operation {
+        name: "create",
+        under: "/webhookReceivers/",
+        description: "Creates a webhook receiver: a signed POST to its URL runs the item's notebook with the receiver's parameters plus webhook_payload.",
+        submit: "Create Receiver",
+        fields: RECEIVER_FIELDS,
+    },
+    Operation {
+        name: "update",
+        under: "/webhookReceivers/",
+        description: "Changes the receiver: the fields given replace the receiver's (an empty secret keeps the current one).",
+        submit: "Update Receiver",
+        fields: RECEIVER_FIELDS,
+    },
+    Operation {
+        name: "enable",
+        under: "/webhookReceivers/",
+        description: "Enables the receiver: signed deliveries run its notebook again.",
+        submit: "Enable",
+        fields: &[],
+    },
+    Operation {
+        name: "disable",
+        under: "/webhookReceivers/",
+        description: "Disables the receiver: deliveries are refused until it is enabled.",
+        submit: "Disable",
+        fields: &[],
+    },
+    Operation {
+        name: "delete",
+        under: "/webhookReceivers/",
+        description: "Deletes the receiver.",
+        submit: "Delete Receiver",
+        fields: &[],
+    },
+];
+
+/// The operation a path names (its last segment, under its resource).
+fn find_op(path: &str) -> Option<&'static Operation> {
+    let (parent, name) = path.rsplit_once('/')?;
+    let parent = format!("{parent}/");
+    OPERATIONS
+        .iter()
+        .find(|o| o.name == name && parent.contains(o.under))
+}
+
+const TASK_FIELDS: &[Field] = &[
+    Field {
+        name: "title",
+        label: "Title",
+        help: "Optional: the item's title when empty.",
+        ..FIELD
+    },
+    Field {
+        name: "itemId",
+        label: "Item ID",
+        help: "The notebook's item id: 32 hexadecimal characters (nbexec items list).",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "second",
+        label: "Second",
+        help: "Optional (nbexec): a seconds field, e.g. */30; empty fires on the minute.",
+        ..FIELD
+    },
+    Field {
+        name: "minute",
+        label: "Minute",
+        placeholder: "0",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "hour",
+        label: "Hour",
+        placeholder: "*",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "dayOfMonth",
+        label: "Day Of Month",
+        placeholder: "*",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "month",
+        label: "Month",
+        placeholder: "*",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "dayOfWeek",
+        label: "Day Of Week",
+        help: "Quartz: ? when the day of month is given (and the other way round).",
+        placeholder: "?",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "timeZone",
+        label: "Time Zone",
+        help: "An IANA name (Europe/Berlin); UTC when empty.",
+        placeholder: "UTC",
+        ..FIELD
+    },
+    Field {
+        name: "cronDialect",
+        label: "Cron Dialect",
+        kind: "select",
+        default: "quartz",
+        options: &["quartz", "posix"],
+        ..FIELD
+    },
+    Field {
+        name: "maxOccurrences",
+        label: "Max Occurrences",
+        kind: "number",
+        help: "Optional: the task completes after this many runs.",
+        ..FIELD
+    },
+    Field {
+        name: "startDate",
+        label: "Start Date",
+        kind: "number",
+        help: "Optional: epoch milliseconds before which the task does not fire.",
+        ..FIELD
+    },
+    Field {
+        name: "endDate",
+        label: "End Date",
+        kind: "number",
+        help: "Optional: epoch milliseconds after which the task completes.",
+        ..FIELD
+    },
+    Field {
+        name: "parameters",
+        label: "Parameters",
+        kind: "textarea",
+        help: "Optional, a JSON object: notebookParameters (an object or a JSON string), updatePortalItem, saveInjectedParameters.",
+        placeholder: "{\"notebookParameters\": {\"x\": 1}, \"updatePortalItem\": false}",
+        ..FIELD
+    },
+    Field {
+        name: "notifyUrl",
+        label: "Notify URL",
+        help: "Optional: each run's final job is POSTed here (http or https).",
+        ..FIELD
+    },
+];
+
+const RECEIVER_FIELDS: &[Field] = &[
+    Field {
+        name: "name",
+        label: "Name",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "itemId",
+        label: "Item ID",
+        help: "The notebook's item id: 32 hexadecimal characters (nbexec items list).",
+        required: true,
+        ..FIELD
+    },
+    Field {
+        name: "secret",
+        label: "Secret",
+        kind: "password",
+        help: "Optional: the signing secret; empty generates one (on create, shown once in the JSON answer) or keeps the current one. Never shown on these pages.",
+        ..FIELD
+    },
+    Field {
+        name: "signatureHeaders",
+        label: "Signature Headers",
+        help: "Optional: the headers that may carry the signature, comma-separated.",
+        ..FIELD
+    },
+    Field {
+        name: "parameters",
+        label: "Parameters",
+        kind: "textarea",
+        help: "Optional, a JSON object: the notebook parameters of every run (webhook_payload is added).",
+        placeholder: "{\"x\": 1}",
+        ..FIELD
     },
 ];
 
@@ -596,7 +857,25 @@ impl View<'_, '_> {
     fn crumbs(&self) -> Value {
         let root = self.ctx.root.trim_end_matches('/');
         let mut crumbs = vec![json!({"label": "Home", "href": self.href(root)})];
-        if let Some(rest) = self.ctx.path.strip_prefix(root) {
+        // The portal's tasks (`<base>/portal/sharing/rest/community/users/<u>/tasks`)
+        // live beside the admin root: one crumb for the user's tasks, then their own.
+        let base = root.strip_suffix("/admin").unwrap_or(root);
+        let users = format!("{base}/portal/sharing/rest/community/users/");
+        if let Some(rest) = self.ctx.path.strip_prefix(&users)
+            && let Some((user, tail)) = rest.split_once("/tasks")
+            && !user.contains('/')
+            && (tail.is_empty() || tail.starts_with('/'))
+        {
+            let mut at = format!("{users}{user}/tasks");
+            crumbs.push(
+                json!({"label": format!("tasks of {}", decode(user)), "href": self.href(&at)}),
+            );
+            for seg in tail.split('/').filter(|s| !s.is_empty()) {
+                at.push('/');
+                at.push_str(seg);
+                crumbs.push(json!({"label": decode(seg), "href": self.href(&at)}));
+            }
+        } else if let Some(rest) = self.ctx.path.strip_prefix(root) {
             let mut at = root.to_owned();
             for seg in rest.split('/').filter(|s| !s.is_empty()) {
                 at.push('/');
@@ -832,7 +1111,7 @@ impl View<'_, '_> {
 
     fn operation(&self, value: &Value) -> (Value, Option<String>) {
         let name = self.ctx.path.rsplit('/').next().unwrap_or_default();
-        let op = OPERATIONS.iter().find(|o| o.name == name);
+        let op = find_op(self.ctx.path);
         let empty = Map::new();
         let map = value.as_object().unwrap_or(&empty);
         // The parent resource: the job for `…/<id>/cancel`, the list for `deleteAll`.
@@ -845,7 +1124,16 @@ impl View<'_, '_> {
         let failed = is_error(value);
         // A result to show above the form, or just the form (the handler's description
         // of the operation: `{"operation", "parameters", "items"}`).
-        let answered = failed || map.contains_key("status") || map.contains_key("jobId");
+        let answered = failed
+            || ["status", "jobId", "success", "taskId", "webhookReceiver"]
+                .iter()
+                .any(|k| map.contains_key(*k));
+        // A task's or receiver's operation: back to it, or to the list after a delete.
+        let thing = op.is_some_and(|o| o.under == "/tasks/" || o.under == "/webhookReceivers/");
+        let grandparent = parent
+            .rsplit_once('/')
+            .map(|(p, _)| p.to_owned())
+            .unwrap_or_default();
         let mut next = None;
         let mut redirect = None;
         if answered && !failed {
@@ -857,11 +1145,34 @@ impl View<'_, '_> {
                 let to = self.href(&parent);
                 redirect = Some(to.clone());
                 next = Some(json!({"label": "Back to the job", "href": to}));
+            } else if name == "createTask" {
+                let id = map.get("taskId").map(text_of).unwrap_or_default();
+                let to = self.href(&join(&parent, &id));
+                redirect = Some(to.clone());
+                next = Some(json!({"label": format!("Go to task {id}"), "href": to}));
+            } else if name == "create" && thing {
+                let id = value
+                    .pointer("/webhookReceiver/id")
+                    .map(text_of)
+                    .unwrap_or_default();
+                next = Some(
+                    json!({"label": format!("Go to receiver {id}"), "href": self.href(&join(&parent, &id))}),
+                );
+            } else if name == "delete" && thing {
+                let to = self.href(&grandparent);
+                redirect = Some(to.clone());
+                next = Some(json!({"label": "Back to the list", "href": to}));
+            } else if thing {
+                let to = self.href(&parent);
+                redirect = Some(to.clone());
+                next = Some(json!({"label": "Back", "href": to}));
             } else {
                 next = Some(json!({"label": "Back", "href": self.href(&parent)}));
             }
         } else if failed && name == "cancel" {
             next = Some(json!({"label": "Back to the job", "href": self.href(&parent)}));
+        } else if failed && thing && !name.starts_with("create") {
+            next = Some(json!({"label": "Back", "href": self.href(&parent)}));
         }
         let (result, messages) = if failed {
             let mut rows = Vec::new();
@@ -879,6 +1190,9 @@ impl View<'_, '_> {
                 rows.extend(rows_of(map, &["messages"]));
             }
             (rows, messages)
+        } else if let Some(r) = map.get("webhookReceiver").and_then(Value::as_object) {
+            // Never the secret, though the JSON answer of create carries it.
+            (rows_of(r, &["secret", "apiToken"]), Vec::new())
         } else if answered {
             (rows_of(map, &[]), Vec::new())
         } else {
@@ -889,15 +1203,30 @@ impl View<'_, '_> {
             .unwrap_or_default()
             .iter()
             .map(|f| {
+                // An update form starts from the current values (the handler's
+                // `current`; a receiver's never holds its secret).
+                let value = map
+                    .get("current")
+                    .and_then(|c| {
+                        c.get(f.name)
+                            .or_else(|| c.pointer(&format!("/cronSchedule/{}", f.name)))
+                    })
+                    .filter(|_| f.name != "secret")
+                    .filter(|v| !v.is_null())
+                    .map(|v| match v {
+                        Value::Object(_) => v.to_string(),
+                        other => text_of(other),
+                    })
+                    .unwrap_or_else(|| f.default.to_owned());
                 json!({
                     "name": f.name,
                     "label": f.label,
                     "kind": f.kind,
                     "help": f.help,
                     "placeholder": f.placeholder,
-                    "value": f.default,
+                    "value": value,
                     "options": f.options,
-                    "required": f.required,
+                    "required": f.required && name != "update",
                     "list": if f.name == "itemId" { items_list(map) } else { Value::Null },
                 })
             })
@@ -930,6 +1259,227 @@ impl View<'_, '_> {
         (model, redirect)
     }
 
+    /// A task's row in the list.
+    fn task_row(&self, t: &Value) -> Value {
+        let id = t.get("id").map(text_of).unwrap_or_default();
+        let href = join(self.ctx.path, &id);
+        let title = t.get("title").map(text_of).filter(|s| !s.is_empty());
+        json!({
+            "id": id,
+            "href": self.href(&href),
+            "title": title.unwrap_or_else(|| id.clone()),
+            "item": own_item_cell(t),
+            "schedule": schedule_text(t),
+            "zone": t.get("timeZone").map(text_of).unwrap_or_default(),
+            "state": cell_status(&task_state(t), None),
+            "last": cell_time_short(int(t.get("lastStart"))),
+            "next": cell_time_short(int(t.get("nextFireTime"))),
+            "links": [
+                {"label": "Runs", "href": self.href(&join(&href, "runs"))},
+                {"label": "JSON", "href": self.href_f(&href, "pjson")},
+            ],
+        })
+    }
+
+    fn tasks(&self, value: &Value) -> Value {
+        let empty = Map::new();
+        let map = value.as_object().unwrap_or(&empty);
+        let tasks: Vec<Value> = map
+            .get("tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| self.task_row(t))
+            .collect();
+        let (prev_href, next_href) = self.pager(map);
+        json!({
+            "title": "tasks",
+            "heading": "Scheduled Tasks",
+            "rows": rows_of(map, &["tasks", "nextStart", "start", "num"]),
+            "tasks": tasks,
+            "prev_href": prev_href,
+            "next_href": next_href,
+            "operations": self.links(&["createTask".to_owned()]),
+        })
+    }
+
+    /// POST-form buttons of a task's or receiver's page: enable or disable (which one
+    /// the state says), update (a GET of its form), delete.
+    fn buttons(&self, path: &str, active: bool, extra: &[&str]) -> Value {
+        let mut b = Vec::new();
+        let post = |name: &str, label: &str, danger: bool| json!({"id": name, "label": label, "method": "post", "action": join(path, name), "danger": danger});
+        if active {
+            b.push(post("disable", "Disable", false));
+        } else {
+            b.push(post("enable", "Enable", false));
+        }
+        b.push(json!({"id": "update", "label": "Update…", "method": "get", "action": join(path, "update"), "danger": false}));
+        for e in extra {
+            b.push(post(e, e, false));
+        }
+        b.push(post("delete", "Delete", true));
+        Value::Array(b)
+    }
+
+    fn task(&self, value: &Value) -> Value {
+        let empty = Map::new();
+        let map = value.as_object().unwrap_or(&empty);
+        let id = map.get("id").map(text_of).unwrap_or_default();
+        let title = map.get("title").map(text_of).unwrap_or_default();
+        let state = task_state(value);
+        let mut rows = vec![
+            row("Title", cell_text(&title)),
+            row("Task ID", cell_text(&id)),
+            row("State", cell_status(&state, None)),
+        ];
+        if let Some(r) = map
+            .get("stateReason")
+            .map(text_of)
+            .filter(|r| !r.is_empty())
+        {
+            rows.push(row("State Reason", cell_text(r)));
+        }
+        rows.push(row("Item", own_item_cell(value)));
+        rows.push(row(
+            "Owner",
+            owner_cell(&json!({"owner": map.get("userId")})),
+        ));
+        rows.push(row("Schedule", cell_text(schedule_text(value))));
+        rows.push(row(
+            "Time Zone",
+            cell("timeZone", map.get("timeZone").unwrap_or(&Value::Null)),
+        ));
+        rows.push(row("Last Start", cell_time(int(map.get("lastStart")))));
+        rows.push(row("Next Fire", cell_time(int(map.get("nextFireTime")))));
+        let max = map
+            .get("maxOccurrences")
+            .filter(|v| !v.is_null())
+            .map(text_of);
+        let occ = map.get("occurrences").map(text_of).unwrap_or_default();
+        rows.push(row(
+            "Occurrences",
+            cell_text(match max {
+                Some(m) => format!("{occ} of {m}"),
+                None => occ,
+            }),
+        ));
+        const SHOWN: &[&str] = &[
+            "id",
+            "title",
+            "taskState",
+            "active",
+            "stateReason",
+            "itemId",
+            "itemTitle",
+            "userId",
+            "cronSchedule",
+            "timeZone",
+            "lastStart",
+            "nextFireTime",
+            "maxOccurrences",
+            "occurrences",
+            "runs",
+        ];
+        rows.extend(rows_of(map, SHOWN));
+        let runs: Vec<Value> = map
+            .get("runs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let job = r.get("jobId").map(text_of).filter(|j| !j.is_empty());
+                json!({
+                    "id": r.get("runId").map(text_of).unwrap_or_default(),
+                    "status": cell_status(&r.get("status").map(text_of).unwrap_or_default(), None),
+                    "scheduled": cell_time_short(int(r.get("scheduledTime"))),
+                    "start": cell_time_short(int(r.get("startTime"))),
+                    "end": cell_time_short(int(r.get("endTime"))),
+                    "job": match job {
+                        Some(j) => cell_link(self.href(&self.job_path(&j)), &j),
+                        None => cell_empty("—"),
+                    },
+                    "message": match r.get("message").map(text_of).filter(|m| !m.is_empty()) {
+                        Some(m) => cell_text(m),
+                        None => cell_empty("—"),
+                    },
+                })
+            })
+            .collect();
+        let shown = if title.is_empty() {
+            id.clone()
+        } else {
+            title.clone()
+        };
+        json!({
+            "title": format!("Task {shown}"),
+            "heading": shown,
+            "rows": rows,
+            "runs": runs,
+            "buttons": self.buttons(self.ctx.path, state == "active", &[]),
+            "hidden": self.hidden(true),
+            "children": self.links(&["runs".to_owned()]),
+        })
+    }
+
+    fn receivers(&self, value: &Value) -> Value {
+        let list: Vec<Value> = value
+            .get("webhookReceivers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let id = r.get("id").map(text_of).unwrap_or_default();
+                let name = r.get("name").map(text_of).filter(|s| !s.is_empty());
+                json!({
+                    "id": id,
+                    "href": self.href(&join(self.ctx.path, &id)),
+                    "name": name.unwrap_or_else(|| id.clone()),
+                    "item": own_item_cell(r),
+                    "owner": owner_cell(&json!({"owner": r.get("username")})),
+                    "state": cell_status(receiver_state(r), None),
+                    "created": cell_time_short(int(r.get("created"))),
+                    "url": r.get("url").map(text_of).unwrap_or_default(),
+                })
+            })
+            .collect();
+        json!({
+            "title": "webhookReceivers",
+            "heading": "Webhook Receivers",
+            "receivers": list,
+            "operations": self.links(&["create".to_owned()]),
+        })
+    }
+
+    fn receiver(&self, value: &Value) -> Value {
+        let empty = Map::new();
+        let map = value.as_object().unwrap_or(&empty);
+        let id = map.get("id").map(text_of).unwrap_or_default();
+        let name = map.get("name").map(text_of).unwrap_or_default();
+        let state = receiver_state(value);
+        let mut rows = vec![
+            row("Name", cell_text(&name)),
+            row("Receiver ID", cell_text(&id)),
+            row("State", cell_status(state, None)),
+            row("Item", own_item_cell(value)),
+            row("Owner", owner_cell(&json!({"owner": map.get("username")}))),
+        ];
+        // Never the secret (nor an API token), whatever the handler passed.
+        rows.extend(rows_of(
+            map,
+            &[
+                "id", "name", "disabled", "itemId", "username", "secret", "apiToken",
+            ],
+        ));
+        let shown = if name.is_empty() { id.clone() } else { name };
+        json!({
+            "title": format!("Webhook Receiver {shown}"),
+            "heading": shown,
+            "rows": rows,
+            "buttons": self.buttons(self.ctx.path, state == "enabled", &["validate"]),
+            "hidden": self.hidden(true),
+        })
+    }
+
     fn error(&self, value: &Value) -> Value {
         let (code, message, details) = match value.get("error").and_then(Value::as_object) {
             Some(e) => (
@@ -960,6 +1510,46 @@ impl View<'_, '_> {
             "back": parent.map(|p| json!({"label": "Back", "href": self.href(&p)})),
         })
     }
+}
+
+/// The item of a task or receiver: `itemTitle` (which the pages' handlers add) and
+/// `itemId`, never the thing's own `title`.
+fn own_item_cell(t: &Value) -> Value {
+    item_cell(&json!({"itemId": t.get("itemId"), "itemTitle": t.get("itemTitle")}))
+}
+
+/// A task's state: `taskState`, else from `active`.
+fn task_state(t: &Value) -> String {
+    match t.get("taskState").map(text_of).filter(|s| !s.is_empty()) {
+        Some(s) => s,
+        None if t.get("active").and_then(Value::as_bool) == Some(true) => "active".into(),
+        None => "paused".into(),
+    }
+}
+
+fn receiver_state(r: &Value) -> &'static str {
+    if r.get("disabled").and_then(Value::as_bool) == Some(true) {
+        "disabled"
+    } else {
+        "enabled"
+    }
+}
+
+/// A task's cron fields in order (`second` first when it has one), as one line.
+fn schedule_text(t: &Value) -> String {
+    let c = t.get("cronSchedule");
+    [
+        "second",
+        "minute",
+        "hour",
+        "dayOfMonth",
+        "month",
+        "dayOfWeek",
+    ]
+    .iter()
+    .filter_map(|k| c.and_then(|c| c.get(*k)).map(text_of))
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// The item a job ran: its title when known, else its id.
@@ -1102,6 +1692,13 @@ mod tests {
             (Kind::Job, "/admin/notebooks/jobs/j1"),
             (Kind::Operation, "/admin/notebooks/executeNotebook"),
             (Kind::Error, "/admin/notebooks/jobs/j1"),
+            (Kind::Tasks, "/portal/sharing/rest/community/users/u/tasks"),
+            (
+                Kind::Task,
+                "/portal/sharing/rest/community/users/u/tasks/t1",
+            ),
+            (Kind::Receivers, "/admin/notebooks/webhookReceivers"),
+            (Kind::Receiver, "/admin/notebooks/webhookReceivers/w1"),
         ] {
             let body = page(kind, json!({}), path);
             assert!(body.starts_with("<!DOCTYPE html>"), "{kind:?}: {body}");
@@ -1565,6 +2162,317 @@ mod tests {
         assert!(
             body.contains("<td><pre>line one\n&lt;line two&gt;\n</pre></td>"),
             "{body}"
+        );
+    }
+
+    const TASKS: &str = "/portal/sharing/rest/community/users/alice/tasks";
+
+    fn a_task(title: &str) -> Value {
+        json!({
+            "id": "t0123456789abcdef0123456789abcdef",
+            "itemId": "d9c20adc5f95476590be87f1e6eb1dba",
+            "type": "ExecuteNotebook",
+            "title": title,
+            "userId": "alice",
+            "cronSchedule": {"second": "*/2", "minute": "*", "hour": "*", "dayOfMonth": "*",
+                             "month": "*", "dayOfWeek": "?"},
+            "lastStart": NOW - 2000,
+            "maxOccurrences": null,
+            "parameters": {"notebookParameters": "{\"x\": 1}", "updatePortalItem": false},
+            "created": NOW - 60_000,
+            "updated": NOW - 60_000,
+            "startDate": null,
+            "endDate": null,
+            "active": true,
+            "taskState": "active",
+            "timeZone": "Europe/Berlin",
+            "cronDialect": "quartz",
+            "nextFireTime": NOW + 2000,
+            "occurrences": 3,
+            "stateReason": "",
+            "notifyUrl": null,
+        })
+    }
+
+    #[test]
+    fn the_tasks_page_lists_title_item_schedule_state_and_times() {
+        let hostile = "<script>alert('t')</script> & \"q\"";
+        let mut paused = a_task("Nightly");
+        paused["id"] = json!("tpaused");
+        paused["taskState"] = json!("paused");
+        paused["active"] = json!(false);
+        paused["nextFireTime"] = Value::Null;
+        let body = page(
+            Kind::of("tasks"),
+            json!({"total": 2, "start": 1, "num": 10, "nextStart": -1,
+                   "tasks": [a_task(hostile), paused]}),
+            TASKS,
+        );
+        for h in [
+            "Title",
+            "Item",
+            "Schedule",
+            "Time Zone",
+            "State",
+            "Last Start (UTC)",
+            "Next Fire (UTC)",
+            "Links",
+        ] {
+            assert!(body.contains(&format!("<th scope=\"col\">{h}</th>")), "{h}");
+        }
+        let href = format!("{TASKS}/t0123456789abcdef0123456789abcdef");
+        assert!(
+            body.contains(&format!(
+                "<td><a href=\"{href}\">&lt;script&gt;alert('t')&lt;/script&gt; &amp; &quot;q&quot;</a></td>"
+            )),
+            "{body}"
+        );
+        assert_eq!(tags(&body, "script"), 0, "{body}");
+        assert!(
+            body.contains("<td class=\"mono\">*/2 * * * * ?</td>"),
+            "{body}"
+        );
+        assert!(body.contains("<td>Europe/Berlin</td>"));
+        assert!(
+            body.contains(
+                "<span class=\"status status-active\" data-field=\"status\">active</span>"
+            )
+        );
+        assert!(
+            body.contains(
+                "<span class=\"status status-paused\" data-field=\"status\">paused</span>"
+            )
+        );
+        assert!(body.contains(">2025-11-30 07:19:58</time>"), "{body}");
+        assert!(body.contains(">2025-11-30 07:20:02</time>"), "{body}");
+        assert!(body.contains(&format!("<a href=\"{href}/runs\">Runs</a>")));
+        assert!(body.contains(&format!("<a href=\"{TASKS}/createTask\">createTask</a>")));
+        // The breadcrumb: Home > tasks of alice.
+        let crumbs = between(&body, "<nav class=\"crumbs\"", "</nav>");
+        assert_eq!(
+            crumbs,
+            " aria-label=\"Breadcrumb\"><a href=\"/admin\">Home</a> &gt; <span aria-current=\"page\">tasks of alice</span>"
+        );
+        let none = page(Kind::Tasks, json!({"tasks": []}), TASKS);
+        assert!(none.contains("No tasks."));
+    }
+
+    #[test]
+    fn a_task_page_has_its_runs_and_post_buttons() {
+        let mut t = a_task("<img src=x onerror=alert(1)>");
+        t["runs"] = json!([
+            {"runId": "r2", "taskId": t["id"], "status": "executing", "scheduledTime": NOW,
+             "jobId": "jrun2", "startTime": NOW, "endTime": null, "message": ""},
+            {"runId": "r1", "taskId": t["id"], "status": "failed", "scheduledTime": NOW - 2000,
+             "jobId": null, "startTime": NOW - 2000, "endTime": NOW - 1000,
+             "message": "<b>the job could not be submitted</b>"},
+        ]);
+        let path = format!("{TASKS}/t0123456789abcdef0123456789abcdef");
+        let body = page(Kind::Task, t.clone(), &path);
+        assert!(!body.contains("<img") && !body.contains("<b>"), "{body}");
+        assert!(
+            body.contains("<h2>Task &lt;img src=x onerror=alert(1)&gt;</h2>"),
+            "{body}"
+        );
+        assert!(body.contains("<th scope=\"row\">Schedule</th><td>*/2 * * * * ?</td>"));
+        assert!(body.contains("<th scope=\"row\">Time Zone</th><td>Europe/Berlin</td>"));
+        assert!(
+            body.contains("<th scope=\"row\">Occurrences</th><td>3</td>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<th scope=\"row\">Owner</th><td>alice</td>"),
+            "{body}"
+        );
+        // The item is the notebook's, not the task's title.
+        assert!(
+            body.contains("<th scope=\"row\">Item</th><td>d9c20adc5f95476590be87f1e6eb1dba</td>"),
+            "{body}"
+        );
+        t["itemTitle"] = json!("Daily <load>");
+        let titled = page(Kind::Task, t.clone(), &path);
+        assert!(titled.contains(
+            "<th scope=\"row\">Item</th><td>Daily &lt;load&gt; (d9c20adc5f95476590be87f1e6eb1dba)</td>"
+        ), "{titled}");
+        // The runs, newest first, the job linked.
+        let runs = between(&body, "<table class=\"jobs\" id=\"runs\">", "</table>");
+        assert!(runs.find("jrun2").unwrap() < runs.find("failed").unwrap());
+        assert!(
+            runs.contains("<a href=\"/admin/notebooks/jobs/jrun2\">jrun2</a>"),
+            "{runs}"
+        );
+        assert!(runs.contains("status-executing"));
+        assert!(runs.contains("&lt;b&gt;the job could not be submitted&lt;/b&gt;"));
+        // Buttons are POST forms with f=html (Update opens its form).
+        let ops = between(&body, "<section class=\"buttons\">", "</section>");
+        assert!(
+            ops.contains(&format!(
+                "<form class=\"op inline\" method=\"post\" action=\"{path}/disable\">"
+            )),
+            "{ops}"
+        );
+        assert!(ops.contains("<button type=\"submit\" id=\"disable\">Disable</button>"));
+        assert!(ops.contains(&format!("method=\"get\" action=\"{path}/update\">")));
+        assert!(ops.contains(&format!("method=\"post\" action=\"{path}/delete\">")));
+        assert!(
+            ops.contains("<button type=\"submit\" id=\"delete\" class=\"danger\">Delete</button>")
+        );
+        assert!(ops.contains("<input type=\"hidden\" name=\"f\" value=\"html\">"));
+        assert!(!ops.contains("id=\"enable\""));
+        let crumbs = between(&body, "<nav class=\"crumbs\"", "</nav>");
+        assert!(crumbs.contains(&format!("<a href=\"{TASKS}\">tasks of alice</a> &gt; <span aria-current=\"page\">t0123456789abcdef0123456789abcdef</span>")), "{crumbs}");
+        // Paused: Enable instead of Disable; no runs yet.
+        t["taskState"] = json!("paused");
+        t["runs"] = json!([]);
+        let body = page(Kind::Task, t, &path);
+        assert!(body.contains("<button type=\"submit\" id=\"enable\">Enable</button>"));
+        assert!(!body.contains("id=\"disable\""));
+        assert!(body.contains("No runs yet."));
+    }
+
+    #[test]
+    fn create_task_is_a_form_and_its_answer_leads_to_the_task() {
+        let path = format!("{TASKS}/createTask");
+        let body = page(
+            Kind::Operation,
+            json!({"operation": "createTask",
+                   "items": [{"id": "d9c20adc5f95476590be87f1e6eb1dba", "title": "<i>Daily</i>"}]}),
+            &path,
+        );
+        let form = between(&body, "<form class=\"op\"", "</form>");
+        assert!(
+            form.starts_with(&format!(" method=\"post\" action=\"{path}\">")),
+            "{form}"
+        );
+        for f in [
+            "title",
+            "itemId",
+            "second",
+            "minute",
+            "hour",
+            "dayOfMonth",
+            "month",
+            "dayOfWeek",
+            "timeZone",
+            "maxOccurrences",
+            "startDate",
+            "endDate",
+            "notifyUrl",
+        ] {
+            assert!(form.contains(&format!("name=\"{f}\"")), "{f}: {form}");
+        }
+        assert!(form.contains("<input type=\"text\" id=\"f-minute\" name=\"minute\" value=\"\" placeholder=\"0\" required>"), "{form}");
+        assert!(form.contains("<textarea id=\"f-parameters\" name=\"parameters\""));
+        assert!(form.contains("<option value=\"quartz\" selected>quartz</option>"));
+        assert!(form.contains(
+            "<select id=\"f-f\" name=\"f\">\n<option value=\"html\" selected>html</option>"
+        ));
+        assert!(form.contains("<button type=\"submit\">Create Task</button>"));
+        assert!(body.contains("&lt;i&gt;Daily&lt;/i&gt;"));
+        assert!(!body.contains("id=\"result\""));
+
+        let p = render_page(
+            Kind::Operation,
+            &json!({"success": true, "taskId": "tnew"}),
+            &ctx(&path),
+        );
+        assert_eq!(p.redirect, Some(format!("{TASKS}/tnew")));
+        let p = render_page(
+            Kind::Operation,
+            &json!({"success": true, "taskId": "tnew"}),
+            &ctx(&format!("{TASKS}/tnew/delete")),
+        );
+        assert_eq!(p.redirect.as_deref(), Some(TASKS), "a deleted task's list");
+        let p = render_page(
+            Kind::Operation,
+            &json!({"success": true, "taskId": "tnew"}),
+            &ctx(&format!("{TASKS}/tnew/disable")),
+        );
+        assert_eq!(p.redirect, Some(format!("{TASKS}/tnew")));
+        // A refused create says why above the form again.
+        let body = page(
+            Kind::Error,
+            json!({"error": {"code": 400, "message": "Unable to complete operation.",
+                             "details": ["minute: required"]}}),
+            &path,
+        );
+        assert!(body.contains("<li>minute: required</li>"), "{body}");
+        assert!(body.contains("<button type=\"submit\">Create Task</button>"));
+        // Update starts from the task's current values, nothing required.
+        let body = page(
+            Kind::Operation,
+            json!({"operation": "update", "current": a_task("<Nightly>")}),
+            &format!("{TASKS}/t1/update"),
+        );
+        assert!(
+            body.contains("name=\"title\" value=\"&lt;Nightly&gt;\">"),
+            "{body}"
+        );
+        assert!(body.contains("name=\"second\" value=\"*/2\">"), "{body}");
+        assert!(body.contains("<button type=\"submit\">Update Task</button>"));
+        assert!(!body.contains(" required"), "{body}");
+    }
+
+    #[test]
+    fn receiver_pages_never_show_the_secret() {
+        const SECRET: &str = "s3cr3tS3CR3Ts3cr3tS3CR3Ts3cr3tXY";
+        let base = "/admin/notebooks/webhookReceivers";
+        let r = json!({"id": "w1", "name": "<b>GitHub</b>", "itemId": "d9c20adc5f95476590be87f1e6eb1dba",
+                       "signatureHeaders": "x-hub-signature-256", "apiToken": "", "parameters": "{}",
+                       "disabled": false, "username": "ann", "url": "http://127.0.0.1:1/rest/events/webhooks/w1",
+                       "message": "", "created": NOW, "secret": SECRET});
+        let list = page(
+            Kind::Receivers,
+            json!({"webhookReceivers": [r.clone()]}),
+            base,
+        );
+        let one = page(Kind::Receiver, r.clone(), &format!("{base}/w1"));
+        let created = page(
+            Kind::Operation,
+            json!({"webhookReceiver": r.clone()}),
+            &format!("{base}/create"),
+        );
+        let update = page(
+            Kind::Operation,
+            json!({"operation": "update", "current": r.clone()}),
+            &format!("{base}/w1/update"),
+        );
+        for body in [&list, &one, &created, &update] {
+            assert!(!body.contains(SECRET), "{body}");
+            assert!(!body.contains("<b>"), "{body}");
+            assert!(body.contains("&lt;b&gt;GitHub&lt;/b&gt;"), "{body}");
+        }
+        assert!(
+            list.contains(&format!(
+                "<td><a href=\"{base}/w1\">&lt;b&gt;GitHub&lt;/b&gt;</a></td>"
+            )),
+            "{list}"
+        );
+        assert!(list.contains("status-enabled"));
+        assert!(list.contains(&format!("<a href=\"{base}/create\">create</a>")));
+        assert!(one.contains("<button type=\"submit\" id=\"disable\">Disable</button>"));
+        assert!(one.contains(&format!("method=\"post\" action=\"{base}/w1/delete\">")));
+        assert!(
+            created.contains(&format!("<a href=\"{base}/w1\">Go to receiver w1</a>")),
+            "{created}"
+        );
+        assert!(
+            update.contains("<input type=\"password\" id=\"f-secret\" name=\"secret\" value=\"\">"),
+            "{update}"
+        );
+        let mut off = r;
+        off["disabled"] = json!(true);
+        let one = page(Kind::Receiver, off, &format!("{base}/w1"));
+        assert!(one.contains("<button type=\"submit\" id=\"enable\">Enable</button>"));
+        assert!(one.contains("status-disabled"));
+        let p = render_page(
+            Kind::Operation,
+            &json!({"status": "success"}),
+            &ctx(&format!("{base}/w1/enable")),
+        );
+        assert_eq!(
+            p.redirect.as_deref(),
+            Some("/admin/notebooks/webhookReceivers/w1")
         );
     }
 

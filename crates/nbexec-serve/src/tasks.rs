@@ -28,6 +28,9 @@ use crate::{AppState, Config, auth, queue};
 /// The longest the loop sleeps (it also wakes when a task changes over HTTP).
 const MAX_SLEEP: Duration = Duration::from_secs(15);
 
+/// How many of a task's runs its page shows, newest first.
+const HTML_RUNS: usize = 20;
+
 /// A live run whose job was never created is settled failed after this long.
 const ORPHAN_RUN_AFTER: Duration = Duration::from_secs(120);
 
@@ -55,6 +58,32 @@ pub(crate) fn notify_url_field(req: &Req) -> Result<Option<String>, ApiError> {
                 .map_err(|e| ApiError::bad_request(vec![format!("notifyUrl: {e}")]))?;
             Ok(Some(url))
         }
+    }
+}
+
+/// A GET of an operation's page in a browser (`f=html`, no field but `f` and
+/// `token`): the handler answers with the operation's form instead of running it.
+pub(crate) fn form_request(req: &Req) -> bool {
+    req.method == axum::http::Method::GET
+        && matches!(req.format(), Ok(crate::api::Format::Html))
+        && req.params.keys().all(|k| k == "f" || k == "token")
+}
+
+/// The item store's notebooks `who` may run, for an operation form's item list.
+pub(crate) fn form_items(st: &AppState, who: &auth::Principal) -> Vec<Value> {
+    st.items
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| who.may_access(Some(&i.owner)) || i.owner.is_empty())
+        .map(|i| json!({"id": i.id, "title": i.title}))
+        .collect()
+}
+
+/// For a page: the title of the item a task or receiver runs (`itemTitle`).
+pub(crate) fn add_item_title(st: &AppState, value: &mut Value, item_id: &str) {
+    if let Ok(item) = st.items.get(item_id) {
+        value["itemTitle"] = Value::String(item.title);
     }
 }
 
@@ -170,11 +199,18 @@ async fn list(State(st): State<AppState>, Path(user): Path<String>, req: Req) ->
             .list_tasks(Some(&user))
             .map_err(ApiError::internal)?;
         let now = now_ms();
+        let html = matches!(req.format(), Ok(crate::api::Format::Html));
         let page: Vec<Value> = tasks
             .iter()
             .skip(start - 1)
             .take(num)
-            .map(|t| t.to_json(now))
+            .map(|t| {
+                let mut v = t.to_json(now);
+                if html {
+                    add_item_title(&st, &mut v, &t.item_id);
+                }
+                v
+            })
             .collect();
         let next = if start - 1 + num < tasks.len() {
             (start + num) as i64
@@ -191,6 +227,9 @@ async fn create(State(st): State<AppState>, Path(user): Path<String>, req: Req) 
     let r = async {
         let who = auth::principal(&st, &req).await?;
         check_user(&who, &user)?;
+        if form_request(&req) {
+            return Ok(json!({"operation": "createTask", "items": form_items(&st, &who)}));
+        }
         for required in ["itemId", "minute", "hour", "dayOfMonth", "month", "dayOfWeek"] {
             if req.text(required).is_none_or(|v| v.trim().is_empty()) {
                 return Err(ApiError::bad_request(vec![format!("{required}: required")]));
@@ -246,8 +285,17 @@ async fn one(
     let r = async {
         let who = auth::principal(&st, &req).await?;
         check_user(&who, &user)?;
-        let task = user_task(&store(&st)?, &user, &id)?;
-        Ok(task.to_json(now_ms()))
+        let store = store(&st)?;
+        let task = user_task(&store, &user, &id)?;
+        let mut value = task.to_json(now_ms());
+        if matches!(req.format(), Ok(crate::api::Format::Html)) {
+            add_item_title(&st, &mut value, &task.item_id);
+            // The page shows the last runs too (f=json keeps ArcGIS's shape; the
+            // runs have their own resource).
+            let runs = store.runs(&task.id).map_err(ApiError::internal)?;
+            value["runs"] = runs.iter().take(HTML_RUNS).map(|r| r.to_json()).collect();
+        }
+        Ok(value)
     }
     .await;
     answer(&st, &req, "task", r)
@@ -263,6 +311,9 @@ async fn update(
         check_user(&who, &user)?;
         let store = store(&st)?;
         let mut task = user_task(&store, &user, &id)?;
+        if form_request(&req) {
+            return Ok(json!({"operation": "update", "current": task.to_json(now_ms())}));
+        }
         apply_fields(&st, &req, &mut task)?;
         if task.state == TaskState::Active {
             // A changed schedule counts from now.

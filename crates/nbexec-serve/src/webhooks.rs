@@ -106,10 +106,17 @@ async fn list(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
         let who = auth::principal(&st, &req).await?;
         let all = store(&st)?.list_receivers().map_err(ApiError::internal)?;
+        let html = matches!(req.format(), Ok(crate::api::Format::Html));
         let shown: Vec<Value> = all
             .iter()
             .filter(|r| who.may_access(Some(&r.username)))
-            .map(|r| r.to_json(&inbound_url(&st, &req, &r.id), false))
+            .map(|r| {
+                let mut v = r.to_json(&inbound_url(&st, &req, &r.id), false);
+                if html {
+                    crate::tasks::add_item_title(&st, &mut v, &r.item_id);
+                }
+                v
+            })
             .collect();
         Ok(json!({"webhookReceivers": shown}))
     }
@@ -120,6 +127,11 @@ async fn list(State(st): State<AppState>, req: Req) -> Response {
 async fn create(State(st): State<AppState>, req: Req) -> Response {
     let r = async {
         let who = auth::principal(&st, &req).await?;
+        if crate::tasks::form_request(&req) {
+            return Ok(
+                json!({"operation": "create", "items": crate::tasks::form_items(&st, &who)}),
+            );
+        }
         for required in ["name", "itemId"] {
             if req.text(required).is_none_or(|v| v.trim().is_empty()) {
                 return Err(ApiError::bad_request(vec![format!("{required}: required")]));
@@ -145,14 +157,18 @@ async fn create(State(st): State<AppState>, req: Req) -> Response {
         Ok(json!({"webhookReceiver": receiver.to_json(&inbound_url(&st, &req, &receiver.id), true)}))
     }
     .await;
-    answer(&st, &req, "webhookReceiver", r)
+    answer(&st, &req, "create", r)
 }
 
 async fn one(State(st): State<AppState>, Path(id): Path<String>, req: Req) -> Response {
     let r = async {
         let who = auth::principal(&st, &req).await?;
         let receiver = visible(&store(&st)?, &who, &id)?;
-        Ok(receiver.to_json(&inbound_url(&st, &req, &id), false))
+        let mut value = receiver.to_json(&inbound_url(&st, &req, &id), false);
+        if matches!(req.format(), Ok(crate::api::Format::Html)) {
+            crate::tasks::add_item_title(&st, &mut value, &receiver.item_id);
+        }
+        Ok(value)
     }
     .await;
     answer(&st, &req, "webhookReceiver", r)
@@ -163,6 +179,11 @@ async fn update(State(st): State<AppState>, Path(id): Path<String>, req: Req) ->
         let who = auth::principal(&st, &req).await?;
         let store = store(&st)?;
         let mut receiver = visible(&store, &who, &id)?;
+        if crate::tasks::form_request(&req) {
+            // Never the secret (to_json leaves it out).
+            return Ok(json!({"operation": "update",
+                             "current": receiver.to_json(&inbound_url(&st, &req, &id), false)}));
+        }
         apply_fields(&st, &req, &mut receiver)?;
         store
             .update_receiver(&receiver)
