@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
@@ -470,6 +470,14 @@ pub struct Auth {
     key: TokenKey,
     /// Whether the server speaks HTTPS (`ssl` in generateToken's answer).
     ssl: bool,
+    /// Password checks at once. Each argon2 check takes ~19 MiB and a core for tens of
+    /// milliseconds; unbounded, a flood of generateToken requests would run hundreds at
+    /// once on the blocking pool (gigabytes). One per core; the rest wait their turn.
+    checks: Arc<tokio::sync::Semaphore>,
+}
+
+fn check_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl fmt::Debug for Auth {
@@ -506,6 +514,7 @@ impl Auth {
             users: None,
             key: TokenKey::random()?,
             ssl,
+            checks: Arc::new(tokio::sync::Semaphore::new(check_permits())),
         })
     }
 
@@ -515,7 +524,27 @@ impl Auth {
             users: Some(UserStore::open(path)?),
             key: TokenKey::random()?,
             ssl,
+            checks: Arc::new(tokio::sync::Semaphore::new(check_permits())),
         })
+    }
+
+    /// Runs `check` (a [`Auth::generate_token`] call) on the blocking pool once a password
+    /// check slot is free: at most one per core at a time.
+    pub async fn generate_token_bounded(
+        &self,
+        check: impl FnOnce() -> Result<TokenReply, GenerateTokenError> + Send + 'static,
+    ) -> Result<TokenReply, GenerateTokenError> {
+        let permit = Arc::clone(&self.checks)
+            .acquire_owned()
+            .await
+            .map_err(|_| GenerateTokenError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            let reply = check();
+            drop(permit);
+            reply
+        })
+        .await
+        .map_err(|_| GenerateTokenError::Internal)?
     }
 
     /// Whether tokens are required (a users file is configured).
@@ -734,15 +763,16 @@ pub async fn generate_token(State(st): State<AppState>, req: Req) -> Response {
         }
         let expiration = req.text("expiration");
         let state = st.clone();
-        let reply = tokio::task::spawn_blocking(move || {
-            state.auth.generate_token(
-                username.as_deref(),
-                password.as_deref(),
-                expiration.as_deref(),
-            )
-        })
-        .await
-        .map_err(|_| ApiError::from(GenerateTokenError::Internal))??;
+        let reply = st
+            .auth
+            .generate_token_bounded(move || {
+                state.auth.generate_token(
+                    username.as_deref(),
+                    password.as_deref(),
+                    expiration.as_deref(),
+                )
+            })
+            .await?;
         Ok(json!({"token": reply.token, "expires": reply.expires, "ssl": reply.ssl}))
     }
     .await;
@@ -986,6 +1016,39 @@ mod tests {
             Err(AuthRejection::InvalidToken)
         );
         assert!(auth.authenticate(Some(&long.token)).unwrap().is_admin());
+    }
+
+    #[test]
+    fn password_checks_wait_for_a_free_slot() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let auth = Arc::new(Auth::open(false).unwrap());
+        rt.block_on(async {
+            // Every slot taken: a check waits rather than running beside them.
+            let held = Arc::clone(&auth.checks)
+                .acquire_many_owned(check_permits() as u32)
+                .await
+                .unwrap();
+            let a = Arc::clone(&auth);
+            let mut pending = tokio::spawn(async move {
+                a.generate_token_bounded(|| {
+                    Ok(TokenReply {
+                        token: "t".into(),
+                        expires: 0,
+                        ssl: false,
+                    })
+                })
+                .await
+            });
+            let waited = tokio::time::timeout(Duration::from_millis(300), &mut pending).await;
+            assert!(waited.is_err(), "ran without a slot");
+            drop(held);
+            let reply = pending.await.unwrap().unwrap();
+            assert_eq!(reply.token, "t");
+            assert_eq!(auth.checks.available_permits(), check_permits());
+        });
     }
 
     #[test]
