@@ -18,11 +18,11 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
@@ -113,13 +113,42 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
-fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(hash) => Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok(),
-        Err(_) => false,
+/// Checks `password` against the PHC string `phc`, with `memory` as argon2's working
+/// memory (grown to the hash's `m` cost, then reused: the server keeps one per check slot,
+/// so a flood of sign-ins costs no fresh 19 MiB allocation each, which the allocator
+/// would keep per thread). The comparison of the outputs is constant-time.
+fn verify_password_in(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) =
+        (Params::try_from(&hash), Algorithm::try_from(hash.algorithm))
+    else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::new());
     }
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..])
+        .is_ok()
+        && Output::new(out).is_ok_and(|o| o == expected)
 }
 
 /// A hash nobody knows the password of, checked for unknown user names so that a wrong
@@ -278,14 +307,21 @@ impl Users {
 
     /// The user, if `password` is theirs. Takes about as long for an unknown name.
     pub fn verify(&self, name: &str, password: &str) -> Option<Principal> {
+        self.verify_in(name, password, &mut Vec::new())
+    }
+
+    /// [`Users::verify`] with `memory` as argon2's (reused) working memory.
+    fn verify_in(&self, name: &str, password: &str, memory: &mut Vec<Block>) -> Option<Principal> {
         match self.get(name) {
-            Some(u) if verify_password(password, &u.password_hash) => Some(Principal::User {
-                name: u.name.clone(),
-                role: u.role,
-            }),
+            Some(u) if verify_password_in(password, &u.password_hash, memory) => {
+                Some(Principal::User {
+                    name: u.name.clone(),
+                    role: u.role,
+                })
+            }
             Some(_) => None,
             None => {
-                let _ = verify_password(password, decoy_hash());
+                let _ = verify_password_in(password, decoy_hash(), memory);
                 None
             }
         }
@@ -470,6 +506,17 @@ pub struct Auth {
     key: TokenKey,
     /// Whether the server speaks HTTPS (`ssl` in generateToken's answer).
     ssl: bool,
+    /// Password checks at once. Each argon2 check takes ~19 MiB and a core for tens of
+    /// milliseconds; unbounded, a flood of generateToken requests would run hundreds at
+    /// once on the blocking pool (gigabytes). One per core; the rest wait their turn.
+    checks: Arc<tokio::sync::Semaphore>,
+    /// argon2 working memory, one per check running or done before (so at most one per
+    /// slot), reused from check to check.
+    memory: std::sync::Mutex<Vec<Vec<Block>>>,
+}
+
+fn check_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl fmt::Debug for Auth {
@@ -506,6 +553,8 @@ impl Auth {
             users: None,
             key: TokenKey::random()?,
             ssl,
+            checks: Arc::new(tokio::sync::Semaphore::new(check_permits())),
+            memory: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -515,7 +564,28 @@ impl Auth {
             users: Some(UserStore::open(path)?),
             key: TokenKey::random()?,
             ssl,
+            checks: Arc::new(tokio::sync::Semaphore::new(check_permits())),
+            memory: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `check` (a [`Auth::generate_token`] call) on the blocking pool once a password
+    /// check slot is free: at most one per core at a time.
+    pub async fn generate_token_bounded(
+        &self,
+        check: impl FnOnce() -> Result<TokenReply, GenerateTokenError> + Send + 'static,
+    ) -> Result<TokenReply, GenerateTokenError> {
+        let permit = Arc::clone(&self.checks)
+            .acquire_owned()
+            .await
+            .map_err(|_| GenerateTokenError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            let reply = check();
+            drop(permit);
+            reply
+        })
+        .await
+        .map_err(|_| GenerateTokenError::Internal)?
     }
 
     /// Whether tokens are required (a users file is configured).
@@ -586,12 +656,17 @@ impl Auth {
         let name = match &self.users {
             // An open server checks nothing: every caller is its administrator anyway.
             None => username.to_owned(),
-            Some(store) => store
-                .current()
-                .verify(username, password)
-                .ok_or(GenerateTokenError::BadCredentials)?
-                .name()
-                .to_owned(),
+            Some(store) => {
+                let pooled = self.memory.lock().ok().and_then(|mut pool| pool.pop());
+                let mut memory = pooled.unwrap_or_default();
+                let who = store.current().verify_in(username, password, &mut memory);
+                if let Ok(mut pool) = self.memory.lock() {
+                    pool.push(memory);
+                }
+                who.ok_or(GenerateTokenError::BadCredentials)?
+                    .name()
+                    .to_owned()
+            }
         };
         let ttl = Duration::from_secs_f64(minutes * 60.0);
         let expires = now_ms().saturating_add(ttl.as_millis() as i64);
@@ -734,15 +809,16 @@ pub async fn generate_token(State(st): State<AppState>, req: Req) -> Response {
         }
         let expiration = req.text("expiration");
         let state = st.clone();
-        let reply = tokio::task::spawn_blocking(move || {
-            state.auth.generate_token(
-                username.as_deref(),
-                password.as_deref(),
-                expiration.as_deref(),
-            )
-        })
-        .await
-        .map_err(|_| ApiError::from(GenerateTokenError::Internal))??;
+        let reply = st
+            .auth
+            .generate_token_bounded(move || {
+                state.auth.generate_token(
+                    username.as_deref(),
+                    password.as_deref(),
+                    expiration.as_deref(),
+                )
+            })
+            .await?;
         Ok(json!({"token": reply.token, "expires": reply.expires, "ssl": reply.ssl}))
     }
     .await;
@@ -770,9 +846,45 @@ mod tests {
         let b = hash_password("pw").unwrap();
         assert!(a.starts_with("$argon2id$"), "{a}");
         assert_ne!(a, b, "each hash has its own salt");
-        assert!(verify_password("pw", &a));
-        assert!(!verify_password("pW", &a));
-        assert!(!verify_password("pw", "not a hash"));
+        let mut memory = Vec::new();
+        assert!(verify_password_in("pw", &a, &mut memory));
+        assert!(!verify_password_in("pW", &a, &mut memory));
+        assert!(!verify_password_in("pw", "not a hash", &mut memory));
+    }
+
+    #[test]
+    fn verification_reuses_its_memory_and_agrees_with_argon2() {
+        use argon2::PasswordVerifier;
+        let mut memory = Vec::new();
+        let default = hash_password("pw").unwrap();
+        assert!(verify_password_in("pw", &default, &mut memory));
+        let blocks = memory.len();
+        assert_eq!(blocks, Params::DEFAULT_M_COST as usize);
+        assert!(!verify_password_in("pw ", &default, &mut memory));
+        assert_eq!(memory.len(), blocks, "the same memory, not grown");
+        // Hashes made with other algorithms and costs (a hand-written users file).
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        for (alg, m, t) in [(Algorithm::Argon2i, 4096, 3), (Algorithm::Argon2d, 8, 1)] {
+            let params = Params::new(m, t, 1, Some(24)).unwrap();
+            let argon = Argon2::new(alg, Version::V0x13, params);
+            let phc = argon.hash_password(b"secret", &salt).unwrap().to_string();
+            let parsed = PasswordHash::new(&phc).unwrap();
+            assert!(argon.verify_password(b"secret", &parsed).is_ok());
+            assert!(verify_password_in("secret", &phc, &mut memory), "{phc}");
+            assert!(!verify_password_in("Secret", &phc, &mut memory), "{phc}");
+        }
+        assert_eq!(
+            memory.len(),
+            blocks,
+            "smaller costs fit in the memory there is"
+        );
+        for bad in [
+            "",
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ",
+            "$scrypt$ln=1,r=8,p=1$c2FsdA$aGFzaA",
+        ] {
+            assert!(!verify_password_in("pw", bad, &mut memory), "{bad}");
+        }
     }
 
     #[test]
@@ -986,6 +1098,39 @@ mod tests {
             Err(AuthRejection::InvalidToken)
         );
         assert!(auth.authenticate(Some(&long.token)).unwrap().is_admin());
+    }
+
+    #[test]
+    fn password_checks_wait_for_a_free_slot() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let auth = Arc::new(Auth::open(false).unwrap());
+        rt.block_on(async {
+            // Every slot taken: a check waits rather than running beside them.
+            let held = Arc::clone(&auth.checks)
+                .acquire_many_owned(check_permits() as u32)
+                .await
+                .unwrap();
+            let a = Arc::clone(&auth);
+            let mut pending = tokio::spawn(async move {
+                a.generate_token_bounded(|| {
+                    Ok(TokenReply {
+                        token: "t".into(),
+                        expires: 0,
+                        ssl: false,
+                    })
+                })
+                .await
+            });
+            let waited = tokio::time::timeout(Duration::from_millis(300), &mut pending).await;
+            assert!(waited.is_err(), "ran without a slot");
+            drop(held);
+            let reply = pending.await.unwrap().unwrap();
+            assert_eq!(reply.token, "t");
+            assert_eq!(auth.checks.available_permits(), check_permits());
+        });
     }
 
     #[test]
