@@ -994,6 +994,8 @@ impl Server {
             .enable_all()
             .build()
             .unwrap();
+        // A `tls` build's reqwest has no crypto provider of its own.
+        nbexec_gateway::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
