@@ -87,7 +87,8 @@ for n in 1 1000; do
     t=$(now); inproc=$(JUPYTER_GATEWAY_URL=$url "$venv/bin/python" pm.py "cells$n.ipynb" out-pm.ipynb 2>&1 >/dev/null | tail -1)
     times[pm-$n]+="$(echo "$(now) - $t" | bc) "
     times[pmin-$n]+="$inproc "
-    echo "bench: cells$n round $r: nbexec ${times[nbexec-$n]##* }... papermill done" >&2
+    last() { echo "$1" | awk '{print $NF}'; }
+    echo "bench: cells$n round $r: nbexec $(last "${times[nbexec-$n]}") s, papermill $(last "${times[pm-$n]}") s" >&2
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -19,3 +19,15 @@ pub use error::GatewayError;
 pub use kernel::{Message, RemoteEvent, RemoteKernel, StartOptions};
 pub use rest::Gateway;
 pub use ws::{Framing, V1_PROTOCOL};
+
+/// Makes `ring` the process's default rustls provider, if none is set yet (a no-op
+/// without the `tls` feature). With `tls` on, reqwest is built without a provider of
+/// its own and sets up rustls for every client, http-only ones too, from the
+/// process's default: any other reqwest client in the process (a test's, say) needs
+/// this called first. The gateway client calls it itself.
+pub fn install_crypto_provider() {
+    #[cfg(feature = "tls")]
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}

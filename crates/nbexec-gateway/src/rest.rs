@@ -47,11 +47,7 @@ impl Gateway {
             Some(tls) => {
                 builder = builder.tls_backend_preconfigured(rustls::ClientConfig::clone(tls));
             }
-            // reqwest sets up rustls for any client, http-only ones too, from the
-            // process's default provider: make it ring (if none is set yet).
-            None => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-            }
+            None => crate::install_crypto_provider(),
         }
         let http = builder
             .build()
