@@ -988,6 +988,13 @@ impl Server {
                 .as_nanos()
         ));
         let err = std::fs::File::create(&stderr_path).unwrap();
+        // Whatever can fail without the server is set up before it starts, so no
+        // failure here leaves a server running behind the test.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let http = http_client(std::time::Duration::from_secs(60));
         let mut child = nbexec()
             .arg("serve")
             .args(["--bind", "127.0.0.1:0", "--state-dir"])
@@ -1027,11 +1034,6 @@ impl Server {
                 )
             })
             .to_owned();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let http = http_client(std::time::Duration::from_secs(60));
         Server {
             child: Some(child),
             url,
