@@ -440,6 +440,7 @@ async fn pump(
     ev_tx: mpsc::UnboundedSender<RemoteEvent>,
 ) {
     let max = gateway.config().reconnect_max;
+    let mut fd = ws::raw_fd(&ws);
     let (mut sink, mut stream) = ws::split(ws);
     // A message that could not be sent when the connection dropped: sent again first.
     let mut pending: Option<(String, Message)> = None;
@@ -461,6 +462,7 @@ async fn pump(
                     None | Some(Ok(WsMessage::Close(_))) => break 'conn "the gateway closed the WebSocket".to_owned(),
                     Some(Err(e)) => break 'conn e.to_string(),
                     Some(Ok(frame)) => {
+                        ws::ack_now(fd);
                         last_seen = Instant::now();
                         if let Ok(Some((channel, msg))) = ws::decode(framing, &frame)
                             && ev_tx.send(RemoteEvent::Message { channel, msg }).is_err()
@@ -521,6 +523,7 @@ async fn pump(
                 Ok(Some(_)) => {
                     if let Ok((ws, f)) = gateway.open_channels(&id, &session).await {
                         framing = f;
+                        fd = ws::raw_fd(&ws);
                         (sink, stream) = ws::split(ws);
                         break;
                     }

@@ -124,6 +124,40 @@ impl Gateway {
     }
 }
 
+/// The connection's socket, for [`ack_now`].
+pub(crate) fn raw_fd(ws: &Ws) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => Some(s.as_raw_fd()),
+        #[cfg(feature = "tls")]
+        MaybeTlsStream::Rustls(s) => Some(s.get_ref().0.as_raw_fd()),
+        _ => None,
+    }
+}
+
+/// Acknowledges what arrived at once instead of after the delayed-ACK timer (40 ms
+/// on Linux): a gateway writes a cell's messages one by one with Nagle on, so each
+/// message after the first waits for our ACK of the one before.
+pub(crate) fn ack_now(fd: Option<i32>) {
+    #[cfg(target_os = "linux")]
+    if let Some(fd) = fd {
+        let one: libc::c_int = 1;
+        // SAFETY: the socket stays open while the pump holds its stream; a
+        // failure (say, it was just closed) only costs the optimisation.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd;
+}
+
 /// Splits a connection for the reader and writer halves of the pump.
 pub(crate) fn split(ws: Ws) -> (WsSink, WsStream) {
     ws.split()
