@@ -202,6 +202,15 @@ impl Run {
         self
     }
 
+    /// Shut the kernel down in the background once the notebook is saved, so the
+    /// run's result (and the job's end) does not wait for it. Only for a caller whose
+    /// tokio runtime lives on after the run (a server); the kernel is killed with its
+    /// process group if the runtime goes first.
+    pub fn shutdown_kernel_in_background(mut self, on: bool) -> Run {
+        self.options.shutdown_in_background = on;
+        self
+    }
+
     /// Fields that replace those of the job's recorded ArcGIS `inputs` (a server
     /// names the item by its id, and says whether it updates it).
     pub fn job_inputs(mut self, overlay: Option<Value>) -> Run {

@@ -672,6 +672,39 @@ impl JobStore {
         Ok(jobs)
     }
 
+    /// One page of the jobs, newest first: those of `owner` only when given (a
+    /// user's view; `None`: everyone's), skipping `offset`, at most `limit`. The
+    /// database does the filtering and paging, so a page costs the same with ten
+    /// jobs in the registry as with ten thousand.
+    pub fn page(
+        &self,
+        owner: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Job>, JobError> {
+        self.settle_orphans()?;
+        let (limit, offset) = (
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        );
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT * FROM jobs WHERE ?1 IS NULL OR username = ?1 \
+                 ORDER BY submitted DESC, id LIMIT ?2 OFFSET ?3",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params![owner, limit, offset], Self::row_to_job)
+            .map_err(|e| self.db(e))?;
+        let mut jobs = Vec::new();
+        for row in rows {
+            let (job, start) = row.map_err(|e| self.db(e))?;
+            jobs.push(self.as_settled(job, start));
+        }
+        Ok(jobs)
+    }
+
     /// Marks FAILED every unfinished job whose owning process is gone.
     pub fn settle_orphans(&self) -> Result<usize, JobError> {
         if self.read_only {
@@ -936,4 +969,41 @@ pub fn inputs_json(
     );
     m.insert("notebookParameters".into(), parameters);
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_one_owners_jobs_newest_first_cut_by_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let store = JobStore::open(&state).unwrap();
+        // Seven jobs, alternately alice's and bob's, one millisecond apart, so that
+        // "newest first" is well defined.
+        for i in 0..7 {
+            let owner = if i % 2 == 0 { "alice" } else { "bob" };
+            store
+                .create_server_job(&format!("j{i}"), &serde_json::json!({}), owner)
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.page(None, 0, 100).unwrap()),
+            ["j6", "j5", "j4", "j3", "j2", "j1", "j0"]
+        );
+        assert_eq!(ids(store.page(None, 2, 3).unwrap()), ["j4", "j3", "j2"]);
+        assert_eq!(
+            ids(store.page(Some("alice"), 0, 100).unwrap()),
+            ["j6", "j4", "j2", "j0"]
+        );
+        assert_eq!(ids(store.page(Some("alice"), 1, 2).unwrap()), ["j4", "j2"]);
+        assert_eq!(
+            ids(store.page(Some("bob"), 3, 10).unwrap()),
+            Vec::<String>::new()
+        );
+        assert!(store.page(Some("carol"), 0, 10).unwrap().is_empty());
+    }
 }

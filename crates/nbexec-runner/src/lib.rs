@@ -205,6 +205,10 @@ pub struct RunOptions {
     pub extra_metadata: Map<String, Value>,
     /// How long the kernel gets to shut down gracefully before it is killed.
     pub shutdown_grace: Duration,
+    /// Shut the kernel down in a task of its own once the notebook is saved, and
+    /// return the result without waiting for it (a server, whose runtime outlives the
+    /// run, answers sooner; the CLI waits, so no kernel outlives the process).
+    pub shutdown_in_background: bool,
     /// Secret values: replaced by `[REDACTED]` wherever they land in the saved
     /// outputs (printed, displayed, in an error or its traceback).
     pub redact: Vec<String>,
@@ -243,6 +247,7 @@ impl Default for RunOptions {
             saved_injected_source: None,
             extra_metadata: Map::new(),
             shutdown_grace: Duration::from_millis(500),
+            shutdown_in_background: false,
             redact: Vec::new(),
             preflight: Vec::new(),
             gateway: None,
@@ -981,8 +986,13 @@ async fn finish(
     };
     trace("notebook saved");
     if let Some(session) = session {
-        session.shutdown(opts.shutdown_grace).await;
-        trace("kernel shut down");
+        if opts.shutdown_in_background {
+            let grace = opts.shutdown_grace;
+            tokio::spawn(async move { session.shutdown(grace).await });
+        } else {
+            session.shutdown(opts.shutdown_grace).await;
+            trace("kernel shut down");
+        }
     }
     match saved {
         Ok(saved_to) => Ok(RunResult {

@@ -195,6 +195,7 @@ fn build_run(config: &Config, id: &str, req: &JobRequest) -> Run {
         }))
         .job_inputs(Some(req.inputs_overlay()))
         .defer_job_finish(true)
+        .shutdown_kernel_in_background(true)
 }
 
 /// 503 in the error shape.
