@@ -517,7 +517,19 @@ fn normal_text(s: &str) -> String {
         "<IPY-INPUT>",
     );
     let s = replace_runs(&s, "IPY_MODEL_", |c| c.is_ascii_hexdigit(), "<MODEL>");
-    strip_ansi(&s)
+    strip_ansi(&without_nested_shutdown_race(&s))
+}
+
+/// Takes out the log line of a kernel that a notebook's own subprocess ran and shut
+/// down (binder.ipynb runs papermill in a `%%bash` cell). jupyter_client interrupts a
+/// kernel before it asks it to shut down; when the SIGINT lands while that kernel is
+/// still in a message handler, it logs this line to the stderr the outer kernel
+/// captures, and when it lands a moment later it logs nothing. Which of the two
+/// happens is a race inside the nested papermill, the same for either outer runner:
+/// CI saw the line under nbexec once and under papermill not, in the same test run.
+fn without_nested_shutdown_race(s: &str) -> String {
+    const LINE: &str = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n";
+    s.replace(LINE, "")
 }
 
 fn normal(v: &Value) -> Value {
@@ -816,6 +828,19 @@ fn run_nb(nb: &Value, extra: &[&str]) -> (Option<i32>, Value) {
     args.extend_from_slice(extra);
     let out = run(&args);
     (out.status.code(), read_nb(&output))
+}
+
+#[test]
+fn only_the_nested_kernels_shutdown_race_line_is_normalised_away() {
+    let nested = "Executing notebook with kernel: python3\n\
+                  [IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n";
+    assert_eq!(
+        normal_text(nested),
+        "Executing notebook with kernel: python3\n"
+    );
+    // A KeyboardInterrupt of the notebook's own cell is behaviour, and stays.
+    let own = "----> 1 while True: continue\nKeyboardInterrupt: \n";
+    assert_eq!(normal_text(own), own);
 }
 
 #[test]
