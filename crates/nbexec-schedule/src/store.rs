@@ -106,6 +106,61 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 ";
 
+/// The columns of `tasks`, in the order `ScheduleStore::write_task` numbers its values.
+const TASK_COLUMNS: [&str; 26] = [
+    "id",
+    "item_id",
+    "type",
+    "title",
+    "user_id",
+    "dialect",
+    "second",
+    "minute",
+    "hour",
+    "day_of_month",
+    "month",
+    "day_of_week",
+    "time_zone",
+    "parameters",
+    "max_occurrences",
+    "start_date",
+    "end_date",
+    "created",
+    "updated",
+    "state",
+    "last_start",
+    "next_fire",
+    "occurrences",
+    "state_reason",
+    "notify_url",
+    "failures_since",
+];
+
+/// The two statements that write a task, both made from [`TASK_COLUMNS`], so a
+/// column is named once.
+struct TaskSql {
+    insert: String,
+    /// Every column but the key and `created`, which a rewrite keeps.
+    update: String,
+}
+
+static TASK_SQL: std::sync::LazyLock<TaskSql> = std::sync::LazyLock::new(|| {
+    let numbered = || TASK_COLUMNS.iter().enumerate().map(|(i, c)| (i + 1, *c));
+    let marks: Vec<String> = numbered().map(|(n, _)| format!("?{n}")).collect();
+    let sets: Vec<String> = numbered()
+        .filter(|(_, c)| !matches!(*c, "id" | "created"))
+        .map(|(n, c)| format!("{c}=?{n}"))
+        .collect();
+    TaskSql {
+        insert: format!(
+            "INSERT INTO tasks ({}) VALUES ({})",
+            TASK_COLUMNS.join(", "),
+            marks.join(", ")
+        ),
+        update: format!("UPDATE tasks SET {} WHERE id=?1", sets.join(", ")),
+    }
+});
+
 /// The schedule store.
 pub struct ScheduleStore {
     conn: Connection,
@@ -162,13 +217,24 @@ impl ScheduleStore {
     // ---- tasks ----
 
     pub fn insert_task(&self, t: &Task) -> Result<(), StoreError> {
+        self.write_task(&TASK_SQL.insert, t, t.updated)?;
+        Ok(())
+    }
+
+    /// Rewrites a task (all its fields but `created`) and stamps `updated`.
+    pub fn update_task(&self, t: &Task) -> Result<(), StoreError> {
+        if self.write_task(&TASK_SQL.update, t, now_ms())? == 0 {
+            return Err(StoreError::NoTask(t.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` (one of [`TASK_SQL`]) with the task's values, numbered as
+    /// [`TASK_COLUMNS`] orders them; the rows it changed.
+    fn write_task(&self, sql: &str, t: &Task, updated: i64) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO tasks (id, item_id, type, title, user_id, dialect, minute, hour,
-                 day_of_month, month, day_of_week, time_zone, parameters, max_occurrences,
-                 start_date, end_date, created, updated, state, last_start, next_fire,
-                 occurrences, state_reason, notify_url, failures_since, second)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)",
+                sql,
                 params![
                     t.id,
                     t.item_id,
@@ -176,6 +242,7 @@ impl ScheduleStore {
                     t.title,
                     t.user_id,
                     t.dialect.as_str(),
+                    t.cron.second,
                     t.cron.minute,
                     t.cron.hour,
                     t.cron.day_of_month,
@@ -187,7 +254,7 @@ impl ScheduleStore {
                     t.start_date,
                     t.end_date,
                     t.created,
-                    t.updated,
+                    updated,
                     t.state.as_str(),
                     t.last_start,
                     t.next_fire,
@@ -195,56 +262,9 @@ impl ScheduleStore {
                     t.state_reason,
                     t.notify_url,
                     t.failures_since,
-                    t.cron.second,
                 ],
             )
-            .map_err(|e| self.db(e))?;
-        Ok(())
-    }
-
-    /// Rewrites a task (all its fields) and stamps `updated`.
-    pub fn update_task(&self, t: &Task) -> Result<(), StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE tasks SET item_id=?2, type=?3, title=?4, user_id=?5, dialect=?6, minute=?7,
-                 hour=?8, day_of_month=?9, month=?10, day_of_week=?11, time_zone=?12,
-                 parameters=?13, max_occurrences=?14, start_date=?15, end_date=?16, updated=?17,
-                 state=?18, last_start=?19, next_fire=?20, occurrences=?21, state_reason=?22,
-                 notify_url=?23, failures_since=?24, second=?25 WHERE id=?1",
-                params![
-                    t.id,
-                    t.item_id,
-                    t.task_type,
-                    t.title,
-                    t.user_id,
-                    t.dialect.as_str(),
-                    t.cron.minute,
-                    t.cron.hour,
-                    t.cron.day_of_month,
-                    t.cron.month,
-                    t.cron.day_of_week,
-                    t.time_zone,
-                    t.parameters.to_string(),
-                    t.max_occurrences,
-                    t.start_date,
-                    t.end_date,
-                    now_ms(),
-                    t.state.as_str(),
-                    t.last_start,
-                    t.next_fire,
-                    t.occurrences,
-                    t.state_reason,
-                    t.notify_url,
-                    t.failures_since,
-                    t.cron.second,
-                ],
-            )
-            .map_err(|e| self.db(e))?;
-        if n == 0 {
-            return Err(StoreError::NoTask(t.id.clone()));
-        }
-        Ok(())
+            .map_err(|e| self.db(e))
     }
 
     fn row_to_task(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {

@@ -59,6 +59,62 @@ fn receivers_round_trip_and_deliveries_are_remembered_once() {
 }
 
 #[test]
+fn tasks_round_trip_every_field_and_a_rewrite_keeps_created() {
+    let (_d, store) = store();
+    let mut t = task("15 30 6 ? * MON-FRI");
+    t.title = "Morning".into();
+    t.time_zone = "Europe/Berlin".into();
+    t.max_occurrences = Some(9);
+    t.start_date = Some(1_000);
+    t.end_date = Some(9_000_000_000_000);
+    t.created = 11;
+    t.updated = 12;
+    t.last_start = Some(13);
+    t.next_fire = Some(14);
+    t.occurrences = 15;
+    t.state_reason = "why".into();
+    t.notify_url = Some("http://127.0.0.1:9/hook".into());
+    t.failures_since = 16;
+    store.insert_task(&t).unwrap();
+    assert_eq!(store.get_task(&t.id).unwrap(), Some(t.clone()));
+
+    let mut changed = task("0 12 1 * *");
+    changed.id = t.id.clone();
+    changed.item_id = "other.ipynb".into();
+    changed.task_type = "Other".into();
+    changed.title = "Noon".into();
+    changed.user_id = "bob".into();
+    changed.dialect = nbexec_schedule::Dialect::Posix;
+    changed.parameters = json!({"notebookParameters": {"x": 2}});
+    changed.created = 99;
+    changed.state = nbexec_schedule::TaskState::Paused;
+    changed.notify_url = None;
+    let before = chrono::Utc::now().timestamp_millis();
+    store.update_task(&changed).unwrap();
+    let read = store.get_task(&t.id).unwrap().unwrap();
+    assert!(
+        read.updated >= before,
+        "updated is stamped: {}",
+        read.updated
+    );
+    assert_eq!(read.created, 11, "a rewrite keeps created");
+    assert_eq!(
+        read,
+        nbexec_schedule::Task {
+            created: 11,
+            updated: read.updated,
+            ..changed.clone()
+        }
+    );
+
+    changed.id = "nosuchtask".into();
+    assert!(matches!(
+        store.update_task(&changed),
+        Err(StoreError::NoTask(_))
+    ));
+}
+
+#[test]
 fn task_ids_resolve_by_unique_prefix() {
     let (_d, store) = store();
     let mut a = task("0 6 * * ?");
