@@ -12,12 +12,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::{ApiError, Req};
 use crate::auth::{self, Principal};
+use crate::routes::get_or_post;
 
 /// The portal's id (what `portals/self` names and `portals/<id>/servers` takes).
 pub const PORTAL_ID: &str = "nbexec0000000000";
@@ -27,35 +27,35 @@ pub const PORTAL_VERSION: &str = "2025.1";
 /// The routes, to merge into the server's router.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/portal/info", get(empty).post(empty))
-        .route("/portal/rest/info", get(empty).post(empty))
-        .route("/portal/rest/services", get(empty).post(empty))
-        .route("/portal/sharing/rest", get(version).post(version))
-        .route("/portal/sharing/rest/", get(version).post(version))
-        .route("/portal/sharing/rest/info", get(info).post(info))
+        .route("/portal/info", get_or_post(empty))
+        .route("/portal/rest/info", get_or_post(empty))
+        .route("/portal/rest/services", get_or_post(empty))
+        .route("/portal/sharing/rest", get_or_post(version))
+        .route("/portal/sharing/rest/", get_or_post(version))
+        .route("/portal/sharing/rest/info", get_or_post(info))
         .route(
             "/portal/sharing/rest/generateToken",
-            get(auth::generate_token).post(auth::generate_token),
+            get_or_post(auth::generate_token),
         )
         .route(
             "/portal/sharing/rest/portals/self",
-            get(portal_self).post(portal_self),
+            get_or_post(portal_self),
         )
         .route(
             "/portal/sharing/rest/community/self",
-            get(community_self).post(community_self),
+            get_or_post(community_self),
         )
         .route(
             "/portal/sharing/rest/community/users/{user}",
-            get(community_user).post(community_user),
+            get_or_post(community_user),
         )
         .route(
             "/portal/sharing/rest/portals/{id}/servers",
-            get(servers).post(servers),
+            get_or_post(servers),
         )
         .route(
             "/portal/sharing/rest/content/items/{id}",
-            get(content_item).post(content_item),
+            get_or_post(content_item),
         )
 }
 

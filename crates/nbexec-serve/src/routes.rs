@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use serde_json::{Map, Value, json};
 
 use crate::api::{self, ApiError, Req, answer};
@@ -517,63 +518,46 @@ async fn not_found(State(st): State<AppState>, req: Req) -> Response {
     )
 }
 
+/// A resource or operation of the REST API: ArcGIS answers GET and POST alike (a form
+/// POST carries what a query string would), and so does every route here.
+pub(crate) fn get_or_post<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler.clone()).post(handler)
+}
+
 fn admin_routes() -> Router<AppState> {
     Router::new()
-        .route("/admin", get(root).post(root))
-        .route("/admin/", get(root).post(root))
-        .route("/admin/notebooks", get(notebooks).post(notebooks))
-        .route(
-            "/admin/notebooks/executeNotebook",
-            get(execute).post(execute),
-        )
-        .route("/admin/notebooks/jobs", get(jobs_list).post(jobs_list))
-        .route(
-            "/admin/notebooks/jobs/{id}",
-            get(job_detail).post(job_detail),
-        )
-        .route(
-            "/admin/generateToken",
-            get(auth::generate_token).post(auth::generate_token),
-        )
-        .route("/admin/system", get(system).post(system))
-        .route("/admin/system/jobs", get(jobs_list).post(jobs_list))
-        .route("/admin/system/jobs/{id}", get(job_detail).post(job_detail))
-        .route(
-            "/admin/notebooks/jobs/{id}/cancel",
-            get(job_cancel).post(job_cancel),
-        )
-        .route(
-            "/admin/system/jobs/{id}/cancel",
-            get(job_cancel).post(job_cancel),
-        )
-        .route(
-            "/admin/system/jobs/deleteAll",
-            get(delete_all).post(delete_all),
-        )
-        .route(
-            "/admin/notebooks/jobs/deleteAll",
-            get(delete_all).post(delete_all),
-        )
+        .route("/admin", get_or_post(root))
+        .route("/admin/", get_or_post(root))
+        .route("/admin/notebooks", get_or_post(notebooks))
+        .route("/admin/notebooks/executeNotebook", get_or_post(execute))
+        .route("/admin/notebooks/jobs", get_or_post(jobs_list))
+        .route("/admin/notebooks/jobs/{id}", get_or_post(job_detail))
+        .route("/admin/generateToken", get_or_post(auth::generate_token))
+        .route("/admin/system", get_or_post(system))
+        .route("/admin/system/jobs", get_or_post(jobs_list))
+        .route("/admin/system/jobs/{id}", get_or_post(job_detail))
+        .route("/admin/notebooks/jobs/{id}/cancel", get_or_post(job_cancel))
+        .route("/admin/system/jobs/{id}/cancel", get_or_post(job_cancel))
+        .route("/admin/system/jobs/deleteAll", get_or_post(delete_all))
+        .route("/admin/notebooks/jobs/deleteAll", get_or_post(delete_all))
         .route(
             "/admin/notebooks/jobs/{id}/output.ipynb",
-            get(artifact_output).post(artifact_output),
+            get_or_post(artifact_output),
         )
         .route(
             "/admin/notebooks/jobs/{id}/report.html",
-            get(artifact_report).post(artifact_report),
+            get_or_post(artifact_report),
         )
-        .route(
-            "/admin/notebooks/jobs/{id}/log",
-            get(artifact_log).post(artifact_log),
-        )
+        .route("/admin/notebooks/jobs/{id}/log", get_or_post(artifact_log))
 }
 
 /// Routes that stream (no request timeout).
 fn streaming_routes() -> Router<AppState> {
-    Router::new().route(
-        "/admin/notebooks/jobs/{id}/events",
-        get(job_events).post(job_events),
-    )
+    Router::new().route("/admin/notebooks/jobs/{id}/events", get_or_post(job_events))
 }
 
 /// Rewrites the plain-text 413/408 answers of the tower-http layers into the error

@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
 use nbexec_runner::jobs::{JobStatus, JobStore};
 use nbexec_schedule::cron::{CronFields, Dialect};
 use nbexec_schedule::scheduler::first_fire;
@@ -23,6 +22,7 @@ use nbexec_schedule::{Fire, ScheduleStore, Scheduler, SystemClock, Task, TaskSta
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Req, answer};
+use crate::routes::get_or_post;
 use crate::{AppState, Config, auth, queue};
 
 /// The longest the loop sleeps (it also wakes when a task changes over HTTP).
@@ -405,17 +405,14 @@ async fn runs(
 pub(crate) fn routes() -> Router<AppState> {
     const BASE: &str = "/portal/sharing/rest/community/users/{user}/tasks";
     Router::new()
-        .route(BASE, get(list).post(list))
-        .route(&format!("{BASE}/createTask"), get(create).post(create))
-        .route(&format!("{BASE}/{{id}}"), get(one).post(one))
-        .route(&format!("{BASE}/{{id}}/update"), get(update).post(update))
-        .route(&format!("{BASE}/{{id}}/enable"), get(enable).post(enable))
-        .route(
-            &format!("{BASE}/{{id}}/disable"),
-            get(disable).post(disable),
-        )
-        .route(&format!("{BASE}/{{id}}/delete"), get(delete).post(delete))
-        .route(&format!("{BASE}/{{id}}/runs"), get(runs).post(runs))
+        .route(BASE, get_or_post(list))
+        .route(&format!("{BASE}/createTask"), get_or_post(create))
+        .route(&format!("{BASE}/{{id}}"), get_or_post(one))
+        .route(&format!("{BASE}/{{id}}/update"), get_or_post(update))
+        .route(&format!("{BASE}/{{id}}/enable"), get_or_post(enable))
+        .route(&format!("{BASE}/{{id}}/disable"), get_or_post(disable))
+        .route(&format!("{BASE}/{{id}}/delete"), get_or_post(delete))
+        .route(&format!("{BASE}/{{id}}/runs"), get_or_post(runs))
 }
 
 // ---- the scheduler loop ----

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use nbexec_schedule::ScheduleStore;
 use nbexec_schedule::webhook::{
     self, DEFAULT_SIGNATURE_HEADERS, MAX_BODY_BYTES, REPLAY_WINDOW, Receiver,
@@ -21,6 +21,7 @@ use nbexec_schedule::webhook::{
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Req, answer};
+use crate::routes::get_or_post;
 use crate::{AppState, auth, queue};
 
 fn store(st: &AppState) -> Result<ScheduleStore, ApiError> {
@@ -399,20 +400,14 @@ fn deliver(
 pub(crate) fn routes(base: &str) -> Router<AppState> {
     let admin = format!("{base}/admin/notebooks/webhookReceivers");
     Router::new()
-        .route(&admin, get(list).post(list))
-        .route(&format!("{admin}/create"), get(create).post(create))
-        .route(&format!("{admin}/{{id}}"), get(one).post(one))
-        .route(&format!("{admin}/{{id}}/update"), get(update).post(update))
-        .route(
-            &format!("{admin}/{{id}}/validate"),
-            get(validate).post(validate),
-        )
-        .route(&format!("{admin}/{{id}}/enable"), get(enable).post(enable))
-        .route(
-            &format!("{admin}/{{id}}/disable"),
-            get(disable).post(disable),
-        )
-        .route(&format!("{admin}/{{id}}/delete"), get(delete).post(delete))
+        .route(&admin, get_or_post(list))
+        .route(&format!("{admin}/create"), get_or_post(create))
+        .route(&format!("{admin}/{{id}}"), get_or_post(one))
+        .route(&format!("{admin}/{{id}}/update"), get_or_post(update))
+        .route(&format!("{admin}/{{id}}/validate"), get_or_post(validate))
+        .route(&format!("{admin}/{{id}}/enable"), get_or_post(enable))
+        .route(&format!("{admin}/{{id}}/disable"), get_or_post(disable))
+        .route(&format!("{admin}/{{id}}/delete"), get_or_post(delete))
         .route(
             &format!("{base}/rest/events/webhooks/{{id}}"),
             post(inbound),
