@@ -103,6 +103,13 @@ fn every_route_answers_json_and_pjson() {
     assert_eq!(job["inputs"]["saveInjectedParameters"], json!(false));
     assert!(job["endTime"].as_i64().unwrap() >= job["startTime"].as_i64().unwrap());
     assert_eq!(job["results"]["exitCode"], json!(0));
+    assert_eq!(
+        job["results"]["outputNotebookUrl"],
+        json!(format!("{}/notebooks/jobs/{id}/output.ipynb", srv.url))
+    );
+    // A client learns URLs, not where the server keeps its files.
+    let state = srv.state.to_string_lossy().into_owned();
+    assert!(!job.to_string().contains(&state), "{job}");
 
     // The list, both names, pretty too; paging.
     for path in ["/notebooks/jobs", "/system/jobs"] {

@@ -285,6 +285,11 @@ fn detail(st: &AppState, req: &Req, job: &nbexec_runner::jobs::Job) -> Value {
         if !v["results"].is_object() {
             v["results"] = json!({});
         }
+        // Where the notebook lies on the server's disk is the registry's business (and
+        // `nbexec jobs show`'s); a client fetches it by its URL.
+        if let Some(results) = v["results"].as_object_mut() {
+            results.remove("outputNotebook");
+        }
         if queue::output_path(&st.config.state_dir, &job.id).is_file() {
             v["results"]["outputNotebookUrl"] = json!(format!("{url}/output.ipynb"));
             v["results"]["reportUrl"] = json!(format!("{url}/report.html"));
