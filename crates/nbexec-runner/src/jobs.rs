@@ -151,6 +151,36 @@ pub enum JobError {
 /// The database file in the state directory.
 const DB_NAME: &str = "jobs.sqlite3";
 
+/// Why [`open_private_db`] failed: the directory, or SQLite.
+#[derive(Debug)]
+pub enum PrivateDbError {
+    Dir(std::io::Error),
+    Db(rusqlite::Error),
+}
+
+/// Opens (creating if needed) the SQLite database `name` in the state directory `dir`,
+/// as every store of nbexec's state is opened (the job registry, the schedule store):
+/// `dir` must be this user's and writable by nobody else; the file is created 0600
+/// before SQLite opens it, because its -wal and -shm files take its mode; WAL with
+/// NORMAL sync, a 30 s busy timeout, and `schema` applied.
+pub fn open_private_db(dir: &Path, name: &str, schema: &str) -> Result<Connection, PrivateDbError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    nbexec_kernel::ensure_private_dir(dir).map_err(PrivateDbError::Dir)?;
+    let path = dir.join(name);
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
+    let conn = Connection::open(&path).map_err(PrivateDbError::Db)?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|()| conn.execute_batch(schema))
+        .map_err(PrivateDbError::Db)?;
+    Ok(conn)
+}
+
 /// Creates `dir` (and its parents) if needed; the directory itself is made private
 /// (0700): job records hold parameters and logs that are nobody else's business.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -306,32 +336,21 @@ impl JobStore {
     pub fn open(dir: &Path) -> Result<JobStore, JobError> {
         // Owned by us and writable by nobody else, or whoever can could read
         // and rewrite the jobs.
-        nbexec_kernel::ensure_private_dir(dir).map_err(|source| JobError::Dir {
-            path: dir.to_owned(),
-            source,
-        })?;
         let path = dir.join(DB_NAME);
+        let conn = open_private_db(dir, DB_NAME, SCHEMA).map_err(|e| match e {
+            PrivateDbError::Dir(source) => JobError::Dir {
+                path: dir.to_owned(),
+                source,
+            },
+            PrivateDbError::Db(source) => JobError::Db {
+                path: path.clone(),
+                source,
+            },
+        })?;
         let db = |source| JobError::Db {
             path: path.clone(),
             source,
         };
-        // Create the file private (0600) before SQLite does: its -wal and -shm files
-        // take the database file's mode.
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-        }
-        let conn = Connection::open(&path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
         migrate(&conn).map_err(db)?;
         Ok(JobStore {
             conn,

@@ -175,31 +175,18 @@ impl ScheduleStore {
     /// Opens (creating if needed) the store in `dir`, which must be this user's and
     /// writable by nobody else (tasks run notebooks; receivers hold secrets).
     pub fn open(dir: &Path) -> Result<ScheduleStore, StoreError> {
-        nbexec_kernel::ensure_private_dir(dir).map_err(|source| StoreError::Dir {
-            path: dir.to_owned(),
-            source,
-        })?;
+        use nbexec_runner::jobs::{PrivateDbError, open_private_db};
         let path = dir.join(DB_NAME);
-        let db = |source| StoreError::Db {
-            path: path.clone(),
-            source,
-        };
-        // Private (0600) before SQLite creates it: -wal and -shm take its mode.
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-        }
-        let conn = Connection::open(&path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        let conn = open_private_db(dir, DB_NAME, SCHEMA).map_err(|e| match e {
+            PrivateDbError::Dir(source) => StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            },
+            PrivateDbError::Db(source) => StoreError::Db {
+                path: path.clone(),
+                source,
+            },
+        })?;
         Ok(ScheduleStore { conn, path })
     }
 
