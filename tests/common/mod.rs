@@ -1089,6 +1089,11 @@ impl Server {
 
     /// POST a form (`application/x-www-form-urlencoded`).
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.post_form_url(self.at(path), fields)
+    }
+
+    /// POST a form to an absolute URL.
+    fn post_form_url(&self, url: String, fields: &[(&str, &str)]) -> Answer {
         let body: String = fields
             .iter()
             .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
@@ -1096,7 +1101,7 @@ impl Server {
             .join("&");
         self.send(
             self.http
-                .post(self.at(path))
+                .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body),
         )
@@ -1336,15 +1341,8 @@ pub fn https_request(
     let tcp = std::net::TcpStream::connect(authority)?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut head = format!(
-        "{method} {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        if path.is_empty() { "/" } else { path },
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let path = if path.is_empty() { "/" } else { path };
+    let head = request_head(method, authority, path, headers, body.len());
     tls.write_all(head.as_bytes())?;
     tls.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
@@ -1354,31 +1352,7 @@ pub fn https_request(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
         Err(e) => return Err(e),
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        body.to_owned()
-    };
+    let (status, body) = parse_response(&raw);
     let cert = seen.lock().unwrap().clone();
     Ok((status, body, cert))
 }
@@ -1625,17 +1599,7 @@ impl Server {
 
     /// POST a form to a path from the origin (`/portal/…`, `/rest/…`).
     pub fn post_form_at(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let body: String = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.origin()))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
+        self.post_form_url(format!("{}{path}", self.origin()), fields)
     }
 
     /// GET a path from the origin.
@@ -1678,14 +1642,13 @@ pub fn http_request(
         return (0, String::new());
     };
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
+    let req = request_head(
+        method,
+        &format!("127.0.0.1:{port}"),
+        path,
+        headers,
+        body.len(),
     );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
     if s.write_all(req.as_bytes())
         .and_then(|()| s.write_all(body))
         .is_err()
@@ -1694,17 +1657,54 @@ pub fn http_request(
     }
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
+    parse_response(&raw)
+}
+
+/// The head of an HTTP/1.1 request that closes its connection after the answer.
+fn request_head(
+    method: &str,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> String {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {body_len}\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// (status, body) of a raw HTTP/1.1 answer read to its end, a chunked body joined;
+/// status 0 if there is no status line.
+fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
         .split_whitespace()
         .nth(1)
-        .and_then(|c| c.parse().ok())
+        .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    if !chunked {
+        return (status, body.to_owned());
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    (status, out)
 }
 
 /// A loopback S3 server (`moto_server` from the project's environment) on a free
