@@ -242,6 +242,26 @@ fn posix_weekdays_to_quartz(field: &str) -> Option<String> {
             Some(i) => item.split_at(i),
             None => (item, ""),
         };
+        if !out.is_empty() {
+            out.push(',');
+        }
+        // A range up to POSIX 7 (Sunday again) ends on Saturday, Quartz 7, and names
+        // Sunday (Quartz 1) on its own when its steps reach 7 and it did not start there.
+        if let Some((from, "7")) = head.split_once('-')
+            && let Ok(a) = from.parse::<u32>()
+        {
+            let step = tail
+                .strip_prefix('/')
+                .and_then(|s| s.parse::<u32>().ok())
+                .filter(|&s| s > 0)
+                .unwrap_or(1);
+            names_zero |= a == 0;
+            out.push_str(&format!("{}-7{tail}", a + 1));
+            if a != 0 && a < 7 && (7 - a) % step == 0 {
+                out.push_str(",1");
+            }
+            continue;
+        }
         let mut rewritten = String::new();
         for (i, part) in head.split('-').enumerate() {
             if i > 0 {
@@ -259,9 +279,6 @@ fn posix_weekdays_to_quartz(field: &str) -> Option<String> {
                 }
                 Err(_) => rewritten.push_str(part),
             }
-        }
-        if !out.is_empty() {
-            out.push(',');
         }
         out.push_str(&rewritten);
         out.push_str(tail);
@@ -463,6 +480,21 @@ mod tests {
         assert_eq!(posix_weekdays_to_quartz("0").as_deref(), Some("1"));
         assert_eq!(posix_weekdays_to_quartz("0-6").as_deref(), Some("1-7"));
         assert_eq!(posix_weekdays_to_quartz("0,3/2").as_deref(), Some("1,4/2"));
+        // POSIX 7 is Sunday too: a range up to it ends on Saturday and names Sunday.
+        assert_eq!(posix_weekdays_to_quartz("0-7").as_deref(), Some("1-7"));
+        assert_eq!(
+            posix_weekdays_to_quartz("0,5-7").as_deref(),
+            Some("1,6-7,1")
+        );
+        assert_eq!(posix_weekdays_to_quartz("0-7/2").as_deref(), Some("1-7/2"));
+        assert_eq!(
+            posix_weekdays_to_quartz("0,1-7/3").as_deref(),
+            Some("1,2-7/3,1")
+        );
+        assert_eq!(
+            posix_weekdays_to_quartz("0,2-7/2").as_deref(),
+            Some("1,3-7/2")
+        );
         assert_eq!(posix_weekdays_to_quartz("1-5"), None);
         assert_eq!(posix_weekdays_to_quartz("6#3"), None);
         assert_eq!(posix_weekdays_to_quartz("?"), None);
