@@ -818,3 +818,87 @@ fn the_users_file_is_reread_so_changes_apply_to_a_running_server() {
         srv.log()
     );
 }
+
+#[test]
+fn an_item_of_another_user_is_not_run_scheduled_or_hooked_by_a_user() {
+    // Bob's item: alice may neither run it, nor schedule it, nor put a webhook on it
+    // (any of which would run it as her, and with updatePortalItem rewrite it).
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let out = nbexec()
+        .args(["items", "add"])
+        .arg(quick_nb(dir.path()))
+        .args(["--owner", "bob", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bobs = stdout(&out).trim().to_owned();
+    let users = users_file(dir.path());
+    let srv = Server::start(&state, &["--users", users.to_str().unwrap()]);
+    let (alice, bob, root) = (
+        token(&srv, "alice"),
+        token(&srv, "bob"),
+        token(&srv, "root"),
+    );
+    let tasks = |user: &str| format!("/portal/sharing/rest/community/users/{user}/tasks");
+    let create_task = |user: &str, tok: &str| {
+        srv.post_form_at(
+            &format!("{}/createTask", tasks(user)),
+            &[
+                ("itemId", bobs.as_str()),
+                ("minute", "0"),
+                ("hour", "6"),
+                ("dayOfMonth", "?"),
+                ("month", "*"),
+                ("dayOfWeek", "2-6"),
+                ("token", tok),
+                ("f", "json"),
+            ],
+        )
+    };
+    let create_receiver = |tok: &str| {
+        post_as(
+            &srv,
+            "/notebooks/webhookReceivers/create",
+            tok,
+            &[("name", "r"), ("itemId", bobs.as_str()), ("f", "json")],
+        )
+    };
+    let execute = |tok: &str| {
+        post_as(
+            &srv,
+            "/notebooks/executeNotebook",
+            tok,
+            &[("itemId", bobs.as_str()), ("f", "json")],
+        )
+    };
+
+    // Alice: the answer of an unknown item each time, and nothing is kept.
+    for a in [
+        execute(&alice),
+        create_task("alice", &alice),
+        create_receiver(&alice),
+    ] {
+        assert_eq!(a.status, 404, "{}", a.body);
+        assert_eq!(
+            a.json()["error"]["message"],
+            "Item does not exist or is inaccessible."
+        );
+    }
+    let listed = srv.get_at(&format!("{}?f=json&token={alice}", tasks("alice")));
+    assert_eq!(listed.json()["tasks"], json!([]), "{}", listed.body);
+    let receivers = get_as(&srv, "/notebooks/webhookReceivers?f=json", &alice).json();
+    assert_eq!(receivers["webhookReceivers"], json!([]), "{receivers}");
+    let jobs = get_as(&srv, "/notebooks/jobs?f=json", &root).json();
+    assert_eq!(jobs["asyncNotebookJobs"], json!([]), "{jobs}");
+
+    // Its owner, and an administrator, may.
+    for (user, tok) in [("bob", &bob), ("root", &root)] {
+        let a = create_task(user, tok);
+        assert_eq!(a.status, 200, "{user}: {}", a.body);
+        let a = create_receiver(tok);
+        assert_eq!(a.status, 200, "{user}: {}", a.body);
+    }
+}

@@ -97,6 +97,13 @@ impl Principal {
     pub fn may_access(&self, owner: Option<&str>) -> bool {
         self.is_admin() || owner == Some(self.name())
     }
+
+    /// May this principal run (or schedule, or have a webhook run) the notebook item
+    /// `item`? Its owner and administrators may; an item without an owner is
+    /// everybody's.
+    pub fn may_run(&self, item: &crate::Item) -> bool {
+        item.owner.is_empty() || self.may_access(Some(&item.owner))
+    }
 }
 
 // ------------------------------------------------------------------------------------

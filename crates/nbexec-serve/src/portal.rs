@@ -255,7 +255,7 @@ async fn content_item(State(st): State<AppState>, Path(id): Path<String>, req: R
             )
         };
         let item = st.items.get(&id).map_err(|_| inaccessible())?;
-        if !(item.owner.is_empty() || who.may_access(Some(&item.owner))) {
+        if !who.may_run(&item) {
             return Err(inaccessible());
         }
         let owner = if item.owner.is_empty() {

@@ -676,6 +676,20 @@ impl Queue {
     }
 }
 
+/// The item `id` if `who` may run it; otherwise the same 404 as an unknown item, so
+/// an item of somebody else's is not revealed.
+pub(crate) fn runnable_item(
+    st: &AppState,
+    who: &crate::auth::Principal,
+    id: &str,
+) -> Result<crate::Item, ApiError> {
+    match st.items.get(id) {
+        Ok(item) if who.may_run(&item) => Ok(item),
+        Ok(_) => Err(item_error(ItemError::NotFound(id.to_owned()))),
+        Err(e) => Err(item_error(e)),
+    }
+}
+
 pub(crate) fn item_error(e: ItemError) -> ApiError {
     match e {
         ItemError::NotFound(_) => ApiError::new(

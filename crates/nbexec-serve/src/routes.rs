@@ -103,24 +103,14 @@ async fn execute(State(st): State<AppState>, req: Req) -> Response {
             if req.method == axum::http::Method::GET && req.format()? == api::Format::Html {
                 // The operation's page: a form (html only).
                 // The item store's notebooks the caller may run, offered in the form.
-                let items: Vec<Value> = st
-                    .items
-                    .list()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|i| who.may_access(Some(&i.owner)) || i.owner.is_empty())
-                    .map(|i| json!({"id": i.id, "title": i.title}))
-                    .collect();
+                let items = crate::tasks::form_items(&st, &who);
                 return Ok(
                     json!({"operation": "executeNotebook", "parameters": EXECUTE_FIELDS[..7], "items": items}),
                 );
             }
             return Err(ApiError::bad_request(vec!["itemId: required".into()]));
         }
-        let item = st.items.get(&item_id).map_err(queue::item_error)?;
-        if !(who.may_access(Some(&item.owner)) || item.owner.is_empty()) {
-            return Err(queue::item_error(crate::ItemError::NotFound(item_id)));
-        }
+        let item = queue::runnable_item(&st, &who, &item_id)?;
         let parameters = notebook_parameters(&req)?;
         let update_item = req.flag("updatePortalItem", true)?;
         let save_injected = req.flag("saveInjectedParameters", false)?;

@@ -75,7 +75,7 @@ pub(crate) fn form_items(st: &AppState, who: &auth::Principal) -> Vec<Value> {
         .list()
         .unwrap_or_default()
         .into_iter()
-        .filter(|i| who.may_access(Some(&i.owner)) || i.owner.is_empty())
+        .filter(|i| who.may_run(i))
         .map(|i| json!({"id": i.id, "title": i.title}))
         .collect()
 }
@@ -134,7 +134,12 @@ fn parameters_field(req: &Req) -> Result<Option<Value>, ApiError> {
 }
 
 /// Applies the task fields of a createTask/update request to `task`.
-fn apply_fields(st: &AppState, req: &Req, task: &mut Task) -> Result<(), ApiError> {
+fn apply_fields(
+    st: &AppState,
+    who: &auth::Principal,
+    req: &Req,
+    task: &mut Task,
+) -> Result<(), ApiError> {
     if let Some(t) = req.text("title") {
         task.title = t;
     }
@@ -142,7 +147,7 @@ fn apply_fields(st: &AppState, req: &Req, task: &mut Task) -> Result<(), ApiErro
         task.task_type = t;
     }
     if let Some(item) = req.text("itemId").map(|s| s.trim().to_owned()) {
-        st.items.get(&item).map_err(queue::item_error)?;
+        queue::runnable_item(st, who, &item)?;
         task.item_id = item;
     }
     if let Some(p) = parameters_field(req)? {
@@ -258,7 +263,7 @@ async fn create(State(st): State<AppState>, Path(user): Path<String>, req: Req) 
             notify_url: None,
             failures_since: 0,
         };
-        apply_fields(&st, &req, &mut task)?;
+        apply_fields(&st, &who, &req, &mut task)?;
         if task.title.is_empty() {
             task.title = st
                 .items
@@ -314,7 +319,7 @@ async fn update(
         if form_request(&req) {
             return Ok(json!({"operation": "update", "current": task.to_json(now_ms())}));
         }
-        apply_fields(&st, &req, &mut task)?;
+        apply_fields(&st, &who, &req, &mut task)?;
         if task.state == TaskState::Active {
             // A changed schedule counts from now.
             task.next_fire = task

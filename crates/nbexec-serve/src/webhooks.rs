@@ -61,12 +61,17 @@ fn new_secret() -> String {
 }
 
 /// Applies create/update fields to `r`.
-fn apply_fields(st: &AppState, req: &Req, r: &mut Receiver) -> Result<(), ApiError> {
+fn apply_fields(
+    st: &AppState,
+    who: &auth::Principal,
+    req: &Req,
+    r: &mut Receiver,
+) -> Result<(), ApiError> {
     if let Some(n) = req.text("name") {
         r.name = n.trim().to_owned();
     }
     if let Some(item) = req.text("itemId").map(|s| s.trim().to_owned()) {
-        st.items.get(&item).map_err(queue::item_error)?;
+        queue::runnable_item(st, who, &item)?;
         r.item_id = item;
     }
     if let Some(s) = req.text("secret").filter(|s| !s.is_empty()) {
@@ -151,7 +156,7 @@ async fn create(State(st): State<AppState>, req: Req) -> Response {
             created: chrono::Utc::now().timestamp_millis(),
             message: String::new(),
         };
-        apply_fields(&st, &req, &mut receiver)?;
+        apply_fields(&st, &who, &req, &mut receiver)?;
         store(&st)?
             .insert_receiver(&receiver)
             .map_err(ApiError::internal)?;
@@ -185,7 +190,7 @@ async fn update(State(st): State<AppState>, Path(id): Path<String>, req: Req) ->
             return Ok(json!({"operation": "update",
                              "current": receiver.to_json(&inbound_url(&st, &req, &id), false)}));
         }
-        apply_fields(&st, &req, &mut receiver)?;
+        apply_fields(&st, &who, &req, &mut receiver)?;
         store
             .update_receiver(&receiver)
             .map_err(ApiError::internal)?;
