@@ -334,6 +334,9 @@ fn serve_runs_a_task_firing_every_few_seconds() {
         let sent: Value = serde_json::from_slice(&p.body).unwrap();
         assert_eq!(sent["status"], "COMPLETED");
         assert_eq!(sent["inputs"]["taskId"], json!(task));
+        // The receiver learns the job, not where the server keeps its files.
+        let state = state.to_string_lossy().into_owned();
+        assert!(!sent.to_string().contains(&state), "{sent}");
     }
     let _ = python_hmac_hex; // signed only when the server has a secret (none here)
     assert!(

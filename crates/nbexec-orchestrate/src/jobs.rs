@@ -427,7 +427,7 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
 /// recorded) is not notified.
 pub async fn notify(state_dir: &Path, id: &str, target: &nbexec_schedule::notify::Target) {
     let body = match JobStore::open(state_dir).and_then(|s| s.get(id)) {
-        Ok(Some(job)) => job.detail_json().to_string(),
+        Ok(Some(job)) => job.public_json().to_string(),
         _ => return,
     };
     let outcome = nbexec_schedule::notify::deliver(

@@ -116,6 +116,20 @@ impl Job {
         v
     }
 
+    /// The job as it is shown to others than the local user: [`Job::detail_json`],
+    /// without the server's file system path of a server job's output notebook
+    /// (`results.outputNotebook`), which is the machine's business; the server gives
+    /// the notebook's URL instead.
+    pub fn public_json(&self) -> Value {
+        let mut v = self.detail_json();
+        if self.is_server_job()
+            && let Some(results) = v["results"].as_object_mut()
+        {
+            results.remove("outputNotebook");
+        }
+        v
+    }
+
     /// Is this a job of `nbexec serve`?
     pub fn is_server_job(&self) -> bool {
         self.kind.as_deref() == Some(SERVER_KIND)

@@ -268,17 +268,12 @@ async fn job_detail(State(st): State<AppState>, Path(id): Path<String>, req: Req
 
 /// A job's detail, with the URLs of its artifacts for a server job.
 fn detail(st: &AppState, req: &Req, job: &nbexec_runner::jobs::Job) -> Value {
-    let mut v = job.detail_json();
+    let mut v = job.public_json();
     with_item(st, job, &mut v);
     if job.is_server_job() {
         let url = format!("{}/notebooks/jobs/{}", st.root_url(req), job.id);
         if !v["results"].is_object() {
             v["results"] = json!({});
-        }
-        // Where the notebook lies on the server's disk is the registry's business (and
-        // `nbexec jobs show`'s); a client fetches it by its URL.
-        if let Some(results) = v["results"].as_object_mut() {
-            results.remove("outputNotebook");
         }
         if queue::output_path(&st.config.state_dir, &job.id).is_file() {
             v["results"]["outputNotebookUrl"] = json!(format!("{url}/output.ipynb"));
