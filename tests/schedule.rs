@@ -201,6 +201,10 @@ fn schedule_add_refuses_bad_input_with_one_line_and_stores_nothing() {
             &["add", &nb, "--cron", "0 6 * * *", "--notify-url", "ftp://x"],
             "expected an http:// or https:// URL",
         ),
+        (
+            &["add", &nb, "--cron", "0 6 * * *", "--notify-url", "http://"],
+            "no host",
+        ),
     ];
     for (args, needle) in cases {
         let out = schedule_cmd(&state, args);

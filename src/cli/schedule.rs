@@ -414,12 +414,8 @@ fn build_task(add: &AddArgs) -> Result<Task, String> {
         "saveInjectedParameters": add.save_injected_parameters,
         "notebookParameters": notebook_parameters,
     });
-    if let Some(url) = &add.notify_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(format!(
-            "--notify-url {url:?}: expected an http:// or https:// URL"
-        ));
+    if let Some(url) = &add.notify_url {
+        nbexec_schedule::notify::check_url(url).map_err(|e| format!("--notify-url: {e}"))?;
     }
     let title = add.title.clone().unwrap_or_else(|| {
         path.file_name()
