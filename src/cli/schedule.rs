@@ -19,6 +19,7 @@ macro_rules! out {
     }};
 }
 use super::{EXIT_OK, EXIT_USAGE, error_line};
+use nbexec_runner::jobs::now_ms;
 
 #[derive(Args)]
 pub struct ScheduleArgs {
@@ -165,10 +166,6 @@ fn print(format: Option<Format>, value: &Value, text: impl FnOnce()) {
         ),
         None | Some(Format::Text) => text(),
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// `ms` as a time in `zone` (`2026-12-01 06:00:00 CET`).

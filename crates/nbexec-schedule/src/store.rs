@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::cron::{CronFields, Dialect};
 use crate::task::{RunStatus, Task, TaskRun, TaskState};
 use crate::webhook::Receiver;
+use nbexec_runner::jobs::now_ms;
 
 /// The database file in the state directory.
 pub const DB_NAME: &str = "schedule.sqlite3";
@@ -165,10 +166,6 @@ static TASK_SQL: std::sync::LazyLock<TaskSql> = std::sync::LazyLock::new(|| {
 pub struct ScheduleStore {
     conn: Connection,
     path: PathBuf,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl ScheduleStore {

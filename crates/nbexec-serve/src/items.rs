@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use nbexec_runner::jobs::now_ms;
 use serde_json::{Value, json};
 
 /// Why the store could not do something.
@@ -89,10 +90,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ItemError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl ItemStore {

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, Req, answer};
 use crate::routes::get_or_post;
 use crate::{AppState, Config, auth, queue};
+use nbexec_runner::jobs::now_ms;
 
 /// The longest the loop sleeps (it also wakes when a task changes over HTTP).
 const MAX_SLEEP: Duration = Duration::from_secs(15);
@@ -42,10 +43,6 @@ fn wake() -> &'static tokio::sync::Notify {
 
 fn store(st: &AppState) -> Result<ScheduleStore, ApiError> {
     ScheduleStore::open(&st.config.state_dir).map_err(ApiError::internal)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// `notifyUrl` of a request: absent, or an http(s) URL.
