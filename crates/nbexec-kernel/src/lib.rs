@@ -63,7 +63,7 @@ pub use kernelspec::{
     InterruptMode, KernelSpec, find_kernelspec, find_kernelspec_in, find_kernelspecs,
     find_kernelspecs_in, kernelspec_search_dirs, kernelspecs_json, load_kernelspec,
 };
-pub use wire::Message;
+pub use wire::{Message, hex, unhex};
 
 /// Entry points for the fuzz targets (`fuzz/`): not a stable API.
 #[doc(hidden)]

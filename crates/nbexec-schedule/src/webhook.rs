@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use nbexec_kernel::{hex, unhex};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -142,27 +143,13 @@ pub fn sign_base64(secret: &[u8], body: &[u8]) -> String {
 
 /// `sha256=<hex HMAC-SHA256(secret, body)>` (the outbound notification header).
 pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
-    let mut s = String::from("sha256=");
-    for b in hmac_sha256(secret, body) {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("sha256={}", hex(&hmac_sha256(secret, body)))
 }
 
 fn hmac_sha256(secret: &[u8], body: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Checks the signature of `body`: `headers` are the request's (name, value) pairs;
@@ -183,7 +170,7 @@ pub fn verify(
         let value = value.trim();
         let candidates: Vec<Vec<u8>> = match value.strip_prefix("sha256=") {
             Some(rest) => [
-                decode_hex(rest),
+                unhex(rest.as_bytes()),
                 base64::engine::general_purpose::STANDARD.decode(rest).ok(),
             ]
             .into_iter()
@@ -224,12 +211,7 @@ pub fn delivery_keys(headers: &[(String, String)], body: &[u8]) -> Vec<String> {
             }
         }
     }
-    let digest = Sha256::digest(body);
-    let mut hex = String::from("sha256:");
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    keys.push(hex);
+    keys.push(format!("sha256:{}", hex(&Sha256::digest(body))));
     keys
 }
 

@@ -440,7 +440,7 @@ impl TokenKey {
             return Err(TokenError::Malformed);
         }
         let (payload, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let sig = unhex(sig).ok_or(TokenError::Malformed)?;
+        let sig = unhex(sig.as_bytes()).ok_or(TokenError::Malformed)?;
         self.mac(payload)
             .verify_slice(&sig)
             .map_err(|_| TokenError::BadSignature)?;
@@ -450,7 +450,7 @@ impl TokenKey {
         else {
             return Err(TokenError::Malformed);
         };
-        let user = unhex(user)
+        let user = unhex(user.as_bytes())
             .and_then(|u| String::from_utf8(u).ok())
             .ok_or(TokenError::Malformed)?;
         let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
@@ -461,28 +461,8 @@ impl TokenKey {
     }
 }
 
+use nbexec_kernel::{hex, unhex};
 pub use nbexec_runner::jobs::now_ms;
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
-}
 
 // ------------------------------------------------------------------------------------
 // Where a token comes from
