@@ -237,6 +237,13 @@ impl Queue {
         lock(&self.live).get(id).map(|tx| tx.subscribe())
     }
 
+    /// Does anybody follow job `id`'s events now?
+    fn has_listeners(&self, id: &str) -> bool {
+        lock(&self.live)
+            .get(id)
+            .is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
     fn publish(&self, id: &str, name: &'static str, data: Value) {
         if let Some(tx) = lock(&self.live).get(id) {
             let _ = tx.send(LiveEvent { name, data });
@@ -459,10 +466,13 @@ impl Queue {
         let job_id = id.to_owned();
         let mut events = move |ev: &RunEvent| {
             use std::io::Write;
+            // An event's JSON (an output's whole value, images and all) is built only
+            // while somebody follows the job's events.
+            let listening = me.has_listeners(&job_id);
             let (name, data, line) = match ev {
                 RunEvent::KernelReady { kernel, cells } => (
                     "kernel",
-                    json!({"kernel": kernel, "cells": cells}),
+                    listening.then(|| json!({"kernel": kernel, "cells": cells})),
                     Some(format!(
                         "[nbexec] kernel {kernel} ready, {cells} code cells\n"
                     )),
@@ -473,31 +483,37 @@ impl Queue {
                     total,
                 } => (
                     "cell",
-                    json!({"index": index, "number": number, "total": total, "status": "running"}),
+                    listening.then(|| {
+                        json!({"index": index, "number": number, "total": total, "status": "running"})
+                    }),
                     Some(format!(
                         "[nbexec] cell {index} started ({number}/{total})\n"
                     )),
                 ),
                 RunEvent::Stream { index, name, text } => (
                     "output",
-                    json!({"index": index, "name": name, "text": text}),
+                    listening.then(|| json!({"index": index, "name": name, "text": text})),
                     Some((*text).to_owned()),
                 ),
-                RunEvent::Output { index, output } => {
-                    ("output", json!({"index": index, "output": output}), None)
-                }
+                RunEvent::Output { index, output } => (
+                    "output",
+                    listening.then(|| json!({"index": index, "output": output})),
+                    None,
+                ),
                 RunEvent::CellFinished { index, status } => (
                     "cell",
-                    json!({"index": index, "status": status.as_str()}),
+                    listening.then(|| json!({"index": index, "status": status.as_str()})),
                     Some(format!("[nbexec] cell {index} {}\n", status.as_str())),
                 ),
-                RunEvent::Saved { .. } => ("saved", json!({}), None),
+                RunEvent::Saved { .. } => ("saved", listening.then(|| json!({})), None),
                 _ => return,
             };
             if let (Some(log), Some(line)) = (log.as_mut(), line) {
                 let _ = log.write_all(line.as_bytes()).and_then(|()| log.flush());
             }
-            me.publish(&job_id, name, data);
+            if let Some(data) = data {
+                me.publish(&job_id, name, data);
+            }
         };
         let warnings = Mutex::new(Vec::<String>::new());
         let result = run
