@@ -636,18 +636,15 @@ impl ScheduleStore {
         &self,
         f: impl FnOnce(&ScheduleStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.db(e))?;
-        match f(self) {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT").map_err(|e| self.db(e))?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        // `f` takes the store (its methods use the one connection), so the transaction
+        // is begun unchecked; dropping it uncommitted (an error, a panic) rolls back.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(|e| self.db(e))?;
+        let v = f(self)?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(v)
     }
 }
