@@ -161,6 +161,9 @@ pub fn verify(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<(), SignatureError> {
+    // The body is hashed once (it may be large); each candidate checks a copy.
+    let mut keyed = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    keyed.update(body);
     let mut present = false;
     for (name, value) in headers {
         if !accepted.iter().any(|a| a.eq_ignore_ascii_case(name)) {
@@ -183,10 +186,7 @@ pub fn verify(
                 .collect(),
         };
         for digest in candidates {
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-            mac.update(body);
-            if mac.verify_slice(&digest).is_ok() {
+            if keyed.clone().verify_slice(&digest).is_ok() {
                 return Ok(());
             }
         }
