@@ -525,21 +525,13 @@ impl KernelGateway {
 
     /// Allowing at most `max_kernels` kernels at once.
     pub fn start_with(max_kernels: Option<u32>) -> KernelGateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        Self::start_on(port, max_kernels)
+        Self::start_full(max_kernels, None)
     }
 
     /// Serving https with `pki`'s server certificate; with `require_client_cert`,
     /// it also asks clients for a certificate signed by `pki`'s CA.
     pub fn start_tls(pki: &TestPki, require_client_cert: bool) -> KernelGateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        Self::start_full(port, None, Some((pki, require_client_cert)))
+        Self::start_full(None, Some((pki, require_client_cert)))
     }
 
     /// Which gateway the tests run against: `kernel` (default) or `enterprise`.
@@ -547,16 +539,7 @@ impl KernelGateway {
         std::env::var("NBEXEC_GATEWAY").unwrap_or_else(|_| "kernel".into())
     }
 
-    /// On a given port (to start it again where it was).
-    pub fn start_on(port: u16, max_kernels: Option<u32>) -> KernelGateway {
-        Self::start_full(port, max_kernels, None)
-    }
-
-    fn start_full(
-        port: u16,
-        max_kernels: Option<u32>,
-        tls: Option<(&TestPki, bool)>,
-    ) -> KernelGateway {
+    fn start_full(max_kernels: Option<u32>, tls: Option<(&TestPki, bool)>) -> KernelGateway {
         use std::os::unix::process::CommandExt;
         let enterprise = Self::kind() == "enterprise";
         let (venv, program, app) = if enterprise {
@@ -607,71 +590,66 @@ impl KernelGateway {
         let dir = tempfile::tempdir().unwrap();
         let token = format!("tok{}", std::process::id());
         let log = dir.path().join("kg.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(venv.join("bin").join(program))
-            .arg(format!("--{app}.ip=127.0.0.1"))
-            .arg(format!("--{app}.port={port}"))
-            .arg(format!("--{app}.auth_token={token}"))
-            .arg(format!("--{app}.port_retries=0"))
-            .args(&extra)
-            .current_dir(dir.path())
-            .env("PATH", format!("{}/bin:/usr/bin:/bin", venv.display()))
-            .env("JUPYTER_RUNTIME_DIR", dir.path().join("runtime"))
-            .env("JUPYTER_DATA_DIR", dir.path().join("data"))
-            .env_remove("JUPYTER_PATH")
-            .env_remove("VIRTUAL_ENV")
-            .stdin(std::process::Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .expect("the Kernel Gateway starts");
         let scheme = if client_tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let gw = KernelGateway {
-            url: format!("{scheme}://127.0.0.1:{port}"),
-            port,
+        let mut gw = KernelGateway {
+            url: String::new(),
+            port: 0,
             token,
-            child: Some(child),
+            child: None,
             log,
             _dir: dir,
             tls: client_tls,
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-        while std::time::Instant::now() < deadline {
-            let up = if gw.tls.is_some() {
-                gw.tls_client()
-                    .is_ok_and(|client| block_on(client.kernelspecs()).is_ok())
-            } else {
-                gw.get("/api").0 == 200
-            };
-            if up {
-                return gw;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        panic!(
-            "the Kernel Gateway did not come up in 90 s:\n{}",
-            std::fs::read_to_string(&gw.log).unwrap_or_default()
+        let (port, child) = start_on_free_port(
+            "the Kernel Gateway",
+            &gw.log,
+            |port, log_file| {
+                Command::new(venv.join("bin").join(program))
+                    .arg(format!("--{app}.ip=127.0.0.1"))
+                    .arg(format!("--{app}.port={port}"))
+                    .arg(format!("--{app}.auth_token={}", gw.token))
+                    .arg(format!("--{app}.port_retries=0"))
+                    .args(&extra)
+                    .current_dir(gw._dir.path())
+                    .env("PATH", format!("{}/bin:/usr/bin:/bin", venv.display()))
+                    .env("JUPYTER_RUNTIME_DIR", gw._dir.path().join("runtime"))
+                    .env("JUPYTER_DATA_DIR", gw._dir.path().join("data"))
+                    .env_remove("JUPYTER_PATH")
+                    .env_remove("VIRTUAL_ENV")
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log_file.try_clone().unwrap())
+                    .stderr(log_file)
+                    .process_group(0)
+                    .spawn()
+                    .expect("the Kernel Gateway starts")
+            },
+            |port| match &gw.tls {
+                Some(tls) => {
+                    let url = format!("{scheme}://127.0.0.1:{port}");
+                    gateway_client(&url, &gw.token, tls)
+                        .is_ok_and(|client| block_on(client.kernelspecs()).is_ok())
+                }
+                None => {
+                    let auth = format!("token {}", gw.token);
+                    http_request(port, "GET", "/api", &[("Authorization", &auth)], b"").0 == 200
+                }
+            },
         );
+        gw.url = format!("{scheme}://127.0.0.1:{port}");
+        gw.port = port;
+        gw.child = Some(child);
+        gw
     }
 
     /// A client of this https gateway, trusting its CA (and with the client
     /// certificate it asks for).
     fn tls_client(&self) -> Result<nbexec_gateway::Gateway, nbexec_gateway::GatewayError> {
         let tls = self.tls.as_ref().expect("an https gateway");
-        let mut cfg = nbexec_gateway::GatewayConfig::new(&self.url)?;
-        cfg.auth_token = Some(self.token.clone());
-        cfg.ca_certs = Some(tls.ca.clone());
-        if let Some((cert, key)) = &tls.client {
-            cfg.client_cert = Some(cert.clone());
-            cfg.client_key = Some(key.clone());
-        }
-        cfg.request_timeout = std::time::Duration::from_secs(10);
-        nbexec_gateway::Gateway::new(cfg)
+        gateway_client(&self.url, &self.token, tls)
     }
 
     /// `GET path` with the token: (status, body); status 0 if nothing answers.
@@ -747,11 +725,7 @@ impl KernelGateway {
     /// Kills the gateway and everything it started (SIGKILL to its process group).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 
@@ -764,6 +738,24 @@ impl Drop for KernelGateway {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A client of the https gateway at `url`, trusting `tls.ca` (and with the client
+/// certificate it asks for).
+fn gateway_client(
+    url: &str,
+    token: &str,
+    tls: &ClientTls,
+) -> Result<nbexec_gateway::Gateway, nbexec_gateway::GatewayError> {
+    let mut cfg = nbexec_gateway::GatewayConfig::new(url)?;
+    cfg.auth_token = Some(token.to_owned());
+    cfg.ca_certs = Some(tls.ca.clone());
+    if let Some((cert, key)) = &tls.client {
+        cfg.client_cert = Some(cert.clone());
+        cfg.client_key = Some(key.clone());
+    }
+    cfg.request_timeout = std::time::Duration::from_secs(10);
+    nbexec_gateway::Gateway::new(cfg)
 }
 
 /// Runs a future to completion on a runtime of its own.
@@ -1628,6 +1620,57 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Starts a loopback server on a free port and waits up to 90 s for `up(port)`.
+/// `spawn(port, log)` starts it with its output going to `log` (at the path
+/// `log`). The port is free when probed, but another process (a kernel of a test
+/// running beside this one) can take it before the server binds it; the server
+/// then exits saying the address is in use, and it is started again on a fresh
+/// port, five times at most. Any other early exit fails at once, with the log.
+pub fn start_on_free_port(
+    what: &str,
+    log: &Path,
+    mut spawn: impl FnMut(u16, std::fs::File) -> std::process::Child,
+    mut up: impl FnMut(u16) -> bool,
+) -> (u16, std::process::Child) {
+    const TRIES: u32 = 5;
+    for attempt in 1..=TRIES {
+        let port = free_port();
+        let mut child = spawn(port, std::fs::File::create(log).unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            if up(port) {
+                return (port, child);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                if attempt < TRIES && text.contains("in use") {
+                    eprintln!("{what}: port {port} was taken before it bound it; trying another");
+                    break;
+                }
+                panic!("{what} exited ({status}) before answering:\n{text}");
+            }
+            if std::time::Instant::now() >= deadline {
+                kill_group(&mut child);
+                panic!(
+                    "{what} did not come up in 90 s:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    unreachable!("the last try returns or panics")
+}
+
+/// SIGKILL to a child started with `process_group(0)` and everything in its group.
+pub fn kill_group(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// One HTTP/1.1 request to `127.0.0.1:port`: (status, body); status 0 if nothing
 /// answers.
 pub fn http_request(
@@ -1733,33 +1776,30 @@ impl MotoServer {
         );
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let port = free_port();
-        let child = Command::new(program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .envs(env.iter().copied())
-            .current_dir(dir.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .expect("moto_server starts");
-        let moto = MotoServer {
+        let (port, child) = start_on_free_port(
+            "moto_server",
+            &log,
+            |port, log_file| {
+                Command::new(&program)
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .envs(env.iter().copied())
+                    .current_dir(dir.path())
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log_file.try_clone().unwrap())
+                    .stderr(log_file)
+                    .process_group(0)
+                    .spawn()
+                    .expect("moto_server starts")
+            },
+            |port| http_request(port, "GET", "/moto-api/", &[], b"").0 == 200,
+        );
+        MotoServer {
             port,
             url: format!("http://127.0.0.1:{port}"),
             child: Some(child),
             log,
             _dir: dir,
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
-            if http_request(port, "GET", "/moto-api/", &[], b"").0 == 200 {
-                return moto;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("moto_server did not come up in 60 s:\n{}", moto.log_text());
     }
 
     /// Creates a bucket (moto takes the unsigned request).
@@ -1824,11 +1864,7 @@ impl MotoServer {
     /// Kills the server (SIGKILL to its process group).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 }
@@ -1966,65 +2002,58 @@ impl JupyterServer {
         let state = root.path().join(".state");
         std::fs::create_dir_all(&state).unwrap();
         let log = state.join("server.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let port = free_port();
-        let token = format!("tok{}x{port}", std::process::id());
-        let child = Command::new(program)
-            .arg("--ServerApp.ip=127.0.0.1")
-            .arg(format!("--ServerApp.port={port}"))
-            .arg("--ServerApp.port_retries=0")
-            .arg(format!("--IdentityProvider.token={token}"))
-            .arg(format!("--ServerApp.root_dir={}", root.path().display()))
-            .arg("--ServerApp.open_browser=False")
-            .arg("--ServerApp.allow_root=True")
-            .env("JUPYTER_RUNTIME_DIR", state.join("runtime"))
-            .env("JUPYTER_DATA_DIR", state.join("data"))
-            .env("JUPYTER_CONFIG_DIR", state.join("config"))
-            .env_remove("JUPYTER_TOKEN")
-            .stdin(std::process::Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .expect("jupyter-server starts");
-        let server = JupyterServer {
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("tok{}x{n}", std::process::id());
+        let auth = format!("token {token}");
+        let (port, child) = start_on_free_port(
+            "jupyter-server",
+            &log,
+            |port, log_file| {
+                Command::new(&program)
+                    .arg("--ServerApp.ip=127.0.0.1")
+                    .arg(format!("--ServerApp.port={port}"))
+                    .arg("--ServerApp.port_retries=0")
+                    .arg(format!("--IdentityProvider.token={token}"))
+                    .arg(format!("--ServerApp.root_dir={}", root.path().display()))
+                    .arg("--ServerApp.open_browser=False")
+                    .arg("--ServerApp.allow_root=True")
+                    .env("JUPYTER_RUNTIME_DIR", state.join("runtime"))
+                    .env("JUPYTER_DATA_DIR", state.join("data"))
+                    .env("JUPYTER_CONFIG_DIR", state.join("config"))
+                    .env_remove("JUPYTER_TOKEN")
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log_file.try_clone().unwrap())
+                    .stderr(log_file)
+                    .process_group(0)
+                    .spawn()
+                    .expect("jupyter-server starts")
+            },
+            |port| {
+                http_request(
+                    port,
+                    "GET",
+                    "/api/contents",
+                    &[("Authorization", &auth)],
+                    b"",
+                )
+                .0 == 200
+            },
+        );
+        JupyterServer {
             port,
             token,
             root,
             child: Some(child),
             log,
-        };
-        let auth = format!("token {}", server.token);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-        while std::time::Instant::now() < deadline {
-            if http_request(
-                port,
-                "GET",
-                "/api/contents",
-                &[("Authorization", &auth)],
-                b"",
-            )
-            .0 == 200
-            {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        panic!(
-            "jupyter-server did not come up in 90 s:\n{}",
-            std::fs::read_to_string(&server.log).unwrap_or_default()
-        );
     }
 }
 
 impl Drop for JupyterServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 }
