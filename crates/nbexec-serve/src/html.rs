@@ -258,24 +258,8 @@ fn render_page(kind: Kind, value: &Value, ctx: &Place) -> Page {
 fn fallback_page(message: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{TITLE}</title></head><body><h1>{TITLE}</h1><p>The page could not be rendered: {}</p></body></html>",
-        escape(message)
+        nbexec_report::escaped(message)
     )
-}
-
-/// HTML-escapes text (for the few strings built outside the templates).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn is_error(value: &Value) -> bool {
