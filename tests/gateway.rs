@@ -200,10 +200,8 @@ fn kernels_lists_the_gateways_kernelspecs() {
 
 #[test]
 fn a_gateway_that_is_down_at_start_is_a_clear_error_and_exit_2() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let refusing = RefusingPort::new();
+    let port = refusing.port;
     let dir = tmp();
     let input = write_nb(dir.path(), "in.ipynb", &notebook(vec![code("1", &[])]));
     let output = dir.path().join("out.ipynb");

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HookAnswer, HookServer, job_list, job_show, nbexec, python_hmac_hex, root, stderr};
+use common::{
+    HookAnswer, HookServer, RefusingPort, job_list, job_show, nbexec, python_hmac_hex, root, stderr,
+};
 use serde_json::Value;
 
 fn run_with_notify(
@@ -97,12 +99,8 @@ fn run_notify_url_retries_while_the_receiver_is_failing() {
 
 #[test]
 fn run_notify_url_gives_up_after_bounded_retries_and_the_run_still_succeeds() {
-    // A port with nobody listening: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refusing = RefusingPort::new();
+    let port = refusing.port;
     let url = format!("http://127.0.0.1:{port}/down");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

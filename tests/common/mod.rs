@@ -1620,6 +1620,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections: bound but not listening, so no other
+/// process (a kernel of a test running beside this one) can take it and answer
+/// while the test holds it.
+pub struct RefusingPort {
+    pub port: u16,
+    _socket: socket2::Socket,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let port = socket
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .expect("an IP socket")
+            .port();
+        RefusingPort {
+            port,
+            _socket: socket,
+        }
+    }
+}
+
 /// Starts a loopback server on a free port and waits up to 90 s for `up(port)`.
 /// `spawn(port, log)` starts it with its output going to `log` (at the path
 /// `log`). The port is free when probed, but another process (a kernel of a test
