@@ -271,6 +271,48 @@ mod remote {
         std::fs::remove_file(fallback).unwrap();
     }
 
+    #[test]
+    fn s3_prepare_only_writes_the_injected_notebook_and_no_overwrite_keeps_an_object() {
+        let moto = MotoServer::start();
+        moto.create_bucket("nbs");
+        moto.put_object("nbs", "in.ipynb", &nb_bytes(&input_nb(vec![])));
+        let prepare = |out: &str, extra: &[&str]| {
+            moto.nbexec()
+                .args(["run", "s3://nbs/in.ipynb", out, "--prepare-only"])
+                .args(["-p", "n", "7"])
+                .args(extra)
+                .output()
+                .unwrap()
+        };
+        let o = prepare("s3://nbs/prepared.ipynb", &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let nb: Value =
+            serde_json::from_slice(&moto.get_object("nbs", "prepared.ipynb").unwrap()).unwrap();
+        let injected = &nb["cells"][1];
+        assert_eq!(injected["metadata"]["tags"], json!(["injected-parameters"]));
+        assert!(source(injected).contains("n = 7"), "{}", source(injected));
+        assert!(
+            nb["cells"].as_array().unwrap().iter().all(|c| c
+                .get("outputs")
+                .is_none_or(|o| o.as_array().unwrap().is_empty())),
+            "nothing executed"
+        );
+        // With --no-overwrite, an object already there is refused and kept.
+        moto.put_object("nbs", "taken.ipynb", b"keep me");
+        let o = prepare("s3://nbs/taken.ipynb", &["--no-overwrite"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("s3://nbs/taken.ipynb: already exists (--no-overwrite)"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(moto.get_object("nbs", "taken.ipynb").unwrap(), b"keep me");
+        // And a new object is created.
+        let o = prepare("s3://nbs/new.ipynb", &["--no-overwrite"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(moto.get_object("nbs", "new.ipynb").is_some());
+    }
+
     /// The path in "it was written to PATH instead".
     fn fallback_named(err: &str) -> std::path::PathBuf {
         let (_, rest) = err

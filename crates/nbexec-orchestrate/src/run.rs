@@ -452,7 +452,11 @@ impl Run {
         match &options.output {
             OutputTarget::File(path) => {
                 crate::storage::check_output(path, self.no_overwrite)?;
-                crate::storage::write_bytes(path, &bytes)?
+                crate::storage::write_bytes_as(
+                    path,
+                    &bytes,
+                    crate::storage::write_mode(self.no_overwrite),
+                )?
             }
             OutputTarget::Stdout => {
                 use std::io::Write;

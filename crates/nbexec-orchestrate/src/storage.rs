@@ -67,11 +67,17 @@ pub fn read_text(path: &Path) -> Result<String, Error> {
 /// Writes a whole file or remote object (a report, say): atomically for a local
 /// file; uploaded with retries for a URL.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_bytes_as(path, bytes, WriteMode::Overwrite)
+}
+
+/// [`write_bytes`] with `WriteMode::Create` as a conditional create for a URL (a
+/// local file was checked by [`check_output`], as a run's output is).
+pub(crate) fn write_bytes_as(path: &Path, bytes: &[u8], mode: WriteMode) -> Result<(), Error> {
     match remote_url(path)? {
         Some(url) => Ok(nbexec_storage::blocking::write_with_retry(
             &url,
             bytes,
-            WriteMode::Overwrite,
+            mode,
             Retry::default(),
         )?),
         None => {
@@ -88,11 +94,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// feature is built in, the bucket or container exists, the credentials are taken,
 /// and with `no_overwrite` nothing is there yet.
 pub(crate) fn check_output(path: &Path, no_overwrite: bool) -> Result<(), Error> {
-    let mode = if no_overwrite {
-        WriteMode::Create
-    } else {
-        WriteMode::Overwrite
-    };
+    let mode = write_mode(no_overwrite);
     if let Some(url) = remote_url(path)? {
         nbexec_storage::check_supported(&url)?;
         return Ok(nbexec_storage::blocking::check_writable(&url, mode)?);
@@ -110,6 +112,15 @@ pub(crate) fn check_output(path: &Path, no_overwrite: bool) -> Result<(), Error>
             source,
         })
     })
+}
+
+/// `--no-overwrite` as a write mode.
+pub(crate) fn write_mode(no_overwrite: bool) -> WriteMode {
+    if no_overwrite {
+        WriteMode::Create
+    } else {
+        WriteMode::Overwrite
+    }
 }
 
 /// A remote output while its run goes: the local file the runner writes, and the
@@ -152,11 +163,7 @@ pub(crate) fn stage(
     options.output = OutputTarget::File(staging.clone());
     let notify = Arc::new(Notify::new());
     options.checkpoint_saved = Some(notify.clone());
-    let mode = if no_overwrite {
-        WriteMode::Create
-    } else {
-        WriteMode::Overwrite
-    };
+    let mode = write_mode(no_overwrite);
     let created = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let checkpoints = tokio::spawn(upload_checkpoints(
