@@ -160,6 +160,8 @@ pub(crate) fn stage(
     options
         .extra_metadata
         .insert("output_url".into(), Value::from(url.as_str().to_owned()));
+    // papermill's `output_path` is where the notebook goes, not the local stage.
+    options.output_path = Some(url.as_str().to_owned());
     options.output = OutputTarget::File(staging.clone());
     let notify = Arc::new(Notify::new());
     options.checkpoint_saved = Some(notify.clone());

@@ -185,6 +185,10 @@ pub struct RunOptions {
     /// Recorded as `metadata.papermill.input_path`.
     pub input_path: Option<String>,
     pub output: OutputTarget,
+    /// Recorded as `metadata.papermill.output_path` in place of `output`'s path,
+    /// when the file written is a local stage of somewhere else (a URL it is
+    /// uploaded to).
+    pub output_path: Option<String>,
     /// `-k`: else the notebook's kernelspec, else its language's default.
     pub kernel_name: Option<String>,
     /// A kernelspec to use as is (overrides `kernel_name`).
@@ -236,6 +240,7 @@ impl Default for RunOptions {
         RunOptions {
             input_path: None,
             output: OutputTarget::Discard,
+            output_path: None,
             kernel_name: None,
             kernel_spec: None,
             cwd: None,
@@ -442,13 +447,7 @@ pub fn prepare(nb: &mut Notebook, opts: &RunOptions) {
         apply_report_mode(nb);
     }
     let output = match &opts.output {
-        // A remote output is written to a local file first: papermill's
-        // `output_path` is the URL it goes to.
-        _ if opts.extra_metadata.contains_key("output_url") => opts
-            .extra_metadata
-            .get("output_url")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        _ if opts.output_path.is_some() => opts.output_path.clone(),
         OutputTarget::File(p) => Some(p.to_string_lossy().into_owned()),
         OutputTarget::Stdout => Some("-".to_owned()),
         OutputTarget::Discard => None,
