@@ -84,7 +84,8 @@ impl ApiError {
     }
 }
 
-fn json_body(status: StatusCode, value: &Value, pretty: bool) -> Response {
+/// A JSON answer (pretty for `f=pjson`) with the JSON content type.
+pub(crate) fn json_body(status: StatusCode, value: &Value, pretty: bool) -> Response {
     let text = if pretty {
         serde_json::to_string_pretty(value).unwrap_or_default()
     } else {

@@ -11,7 +11,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -68,17 +68,7 @@ fn reply(req: &Req, result: Result<Value, ApiError>) -> Response {
         Ok(v) => (StatusCode::OK, v),
         Err(e) => (e.status, e.body),
     };
-    let text = if pretty {
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    } else {
-        value.to_string()
-    };
-    let mut resp = (status, text).into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
+    crate::api::json_body(status, &value, pretty)
 }
 
 fn portal_url(st: &AppState, req: &Req) -> String {

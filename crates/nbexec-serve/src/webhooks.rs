@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use nbexec_schedule::ScheduleStore;
 use nbexec_schedule::webhook::{
@@ -251,15 +251,6 @@ async fn delete(State(st): State<AppState>, Path(id): Path<String>, req: Req) ->
     answer(&st, &req, "delete", r)
 }
 
-fn json_answer(status: StatusCode, value: &Value) -> Response {
-    let mut resp = (status, value.to_string()).into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
 /// `POST /rest/events/webhooks/<id>`: a signed delivery runs the receiver's notebook.
 async fn inbound(
     State(st): State<AppState>,
@@ -304,7 +295,7 @@ async fn inbound(
                     st.config.base_path
                 ));
             }
-            json_answer(status, &value)
+            crate::api::json_body(status, &value, false)
         }
         Err(e) => e.json_response(),
     }
