@@ -483,6 +483,60 @@ fn report_is_refused_where_nothing_is_executed() {
 }
 
 #[test]
+fn a_report_that_cannot_be_written_is_refused_before_the_run_and_file_urls_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let input = write_nb(
+        dir.path(),
+        "p.ipynb",
+        &notebook(vec![code(
+            &format!("open({:?}, 'w').close()", ran.display().to_string()),
+            &[],
+        )]),
+    );
+    let output = dir.path().join("o.ipynb");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let run_with_report = |report: &str| {
+        run(&[
+            "run",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--no-record",
+            "--no-progress-bar",
+            "--report",
+            report,
+        ])
+    };
+    let refused = [
+        dir.path().join("missing").join("r.html"),
+        file.join("r.html"),
+        dir.path().to_owned(),
+    ];
+    for report in &refused {
+        let report = report.to_str().unwrap();
+        let o = run_with_report(report);
+        assert_eq!(o.status.code(), Some(2), "{report}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with(&format!("error: cannot write the report {report}: ")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!ran.exists(), "{report}: the notebook ran");
+        assert!(!output.exists(), "{report}: an output was written");
+    }
+    assert!(!dir.path().join("missing").exists());
+    // A file:// URL is the local path it names.
+    let report = dir.path().join("r.html");
+    let o = run_with_report(&format!("file://{}", report.display()));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(ran.exists());
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+}
+
+#[test]
 fn mathjax_is_loaded_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let plain = render(&fixture("markdown.ipynb"), &dir.path().join("a.html"), &[]);

@@ -38,6 +38,33 @@ fn file_urls_are_local_paths() {
     assert!(o.status.success(), "{}", stderr(&o));
     let nb = read_nb(&out);
     assert_eq!(stream_text(&nb["cells"][2], "stdout"), "filed\n");
+    // A detached run's jobUrl is the file the URL names.
+    let detached = dir.path().join("detached.ipynb");
+    let state = dir.path().join("state");
+    let o = run(&[
+        "run",
+        &in_url,
+        &format!("file://{}", detached.display()),
+        "--detach",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        answer["jobUrl"],
+        format!("file://{}", detached.display()),
+        "{answer}"
+    );
+    let waited = run(&[
+        "jobs",
+        "wait",
+        answer["jobId"].as_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    assert!(detached.exists());
 }
 
 #[test]

@@ -122,6 +122,7 @@ pub fn write_report_file(
             .map_err(|e| format!("cannot render the report: {e}"))?;
         return nbexec::write_bytes(path, &page).map_err(|e| e.to_string());
     }
+    let path = &nbexec::local_path(path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

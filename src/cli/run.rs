@@ -562,6 +562,19 @@ pub fn main(args: RunArgs) -> i32 {
             &args.notify_secret_env,
         )));
     }
+    if args.report.is_some() && (args.batch.is_some() || args.prepare_only) {
+        error_line(
+            "--report renders an executed notebook: it does not apply to --batch or --prepare-only",
+        );
+        return EXIT_USAGE;
+    }
+    // Like the output, the report's place is checked before any kernel starts.
+    if let Some(report) = &args.report
+        && let Err(e) = nbexec::check_report(report)
+    {
+        error_line(&e);
+        return e.exit_code();
+    }
     if args.detach && !args.prepare_only {
         if args.no_record {
             error_line("--detach needs the job registry: it cannot go with --no-record");
@@ -586,12 +599,6 @@ pub fn main(args: RunArgs) -> i32 {
         .job((!args.no_record).then_some(job))
         .cancel_on_signals(true);
 
-    if args.report.is_some() && (args.batch.is_some() || args.prepare_only) {
-        error_line(
-            "--report renders an executed notebook: it does not apply to --batch or --prepare-only",
-        );
-        return EXIT_USAGE;
-    }
     if let Some(batch) = &args.batch {
         return run_batch(&builder, batch, args.jobs);
     }
@@ -642,7 +649,8 @@ pub fn main(args: RunArgs) -> i32 {
             if let nbexec::Outcome::CellFailed(failure) = &done.outcome {
                 print_traceback(failure, redact);
             }
-            if code != 0 {
+            // A failed report has said so already; the run's summary is for a failed run.
+            if done.outcome.exit_code() != 0 {
                 error_line(redact(done.outcome.summary()));
             }
             let written =

@@ -416,7 +416,7 @@ pub fn spawn_detached(detach: Detach<'_>) -> Result<Value, Error> {
     let url = match detach.output {
         // A remote output is its own URL.
         Some(out) if crate::storage::is_url(&out) => out.to_string_lossy().into_owned(),
-        Some(out) => nbexec_runner::jobs::file_url(&out),
+        Some(out) => nbexec_runner::jobs::file_url(&crate::storage::local_path(&out)),
         None => nbexec_runner::jobs::file_url(&log_path),
     };
     Ok(json!({"jobId": id, "jobUrl": url, "status": "success"}))

@@ -25,7 +25,7 @@ pub use error::Error;
 pub use nbexec_runner::{CancelReason, CellError, CellStatus, Outcome, RunEvent, RunResult};
 pub use params::ParamSources;
 pub use run::{JobSpec, KernelStart, Output, Prepared, Run, discard_kernel};
-pub use storage::{is_url, read_bytes, read_text, write_bytes};
+pub use storage::{check_report, is_url, local_path, read_bytes, read_text, write_bytes};
 
 /// Reads a notebook file (`-`: standard input); errors name the file. A notebook the
 /// nbformat v4 schema rejects is still returned, after a warning on stderr naming its

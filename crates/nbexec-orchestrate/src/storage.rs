@@ -34,7 +34,7 @@ pub fn is_url(path: &Path) -> bool {
 }
 
 /// A `file://` URL as the path it names; anything else unchanged.
-pub(crate) fn local_path(path: &Path) -> PathBuf {
+pub fn local_path(path: &Path) -> PathBuf {
     match path.to_str().map(nbexec_storage::parse) {
         Some(Ok(Location::Local(p))) => p,
         _ => path.to_owned(),
@@ -112,6 +112,20 @@ pub(crate) fn check_output(path: &Path, no_overwrite: bool) -> Result<(), Error>
             source,
         })
     })
+}
+
+/// Checked before a kernel starts: can a report be written to `path` (a local file,
+/// or an object in a store that is there and takes the credentials)?
+pub fn check_report(path: &Path) -> Result<(), Error> {
+    if let Some(url) = remote_url(path)? {
+        nbexec_storage::check_supported(&url)?;
+        return Ok(nbexec_storage::blocking::check_writable(
+            &url,
+            WriteMode::Overwrite,
+        )?);
+    }
+    nbexec_runner::save::check_writable(&local_path(path))
+        .map_err(|e| Error::Usage(format!("cannot write the report {}: {e}", path.display())))
 }
 
 /// `--no-overwrite` as a write mode.

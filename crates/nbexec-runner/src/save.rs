@@ -274,10 +274,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 fn is_a_directory(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::IsADirectory,
-        format!(
-            "{} is a directory; name a notebook file to write",
-            path.display()
-        ),
+        format!("{} is a directory; name a file to write", path.display()),
     )
 }
 
