@@ -339,7 +339,9 @@ impl Users {
 /// A file that turns unreadable or invalid keeps the last good table (with a warning).
 struct UserStore {
     path: PathBuf,
-    cached: RwLock<(Option<SystemTime>, Users)>,
+    /// The table as last read (shared, not copied, by each request) and the file's
+    /// modification time then.
+    cached: RwLock<(Option<SystemTime>, Arc<Users>)>,
 }
 
 impl UserStore {
@@ -354,11 +356,11 @@ impl UserStore {
         }
         Ok(UserStore {
             path: path.to_owned(),
-            cached: RwLock::new((mtime, users)),
+            cached: RwLock::new((mtime, Arc::new(users))),
         })
     }
 
-    fn current(&self) -> Users {
+    fn current(&self) -> Arc<Users> {
         let mtime = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok();
@@ -371,7 +373,7 @@ impl UserStore {
         let mut cached = self.cached.write().unwrap_or_else(|e| e.into_inner());
         if cached.0 != mtime {
             match Users::load(&self.path) {
-                Ok(users) => *cached = (mtime, users),
+                Ok(users) => *cached = (mtime, Arc::new(users)),
                 Err(e) => {
                     eprintln!("warning: keeping the previous users table: {e}");
                     cached.0 = mtime;
