@@ -70,8 +70,9 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_bytes_as(path, bytes, WriteMode::Overwrite)
 }
 
-/// [`write_bytes`] with `WriteMode::Create` as a conditional create for a URL (a
-/// local file was checked by [`check_output`], as a run's output is).
+/// [`write_bytes`] in `mode`: for a URL, `WriteMode::Create` is the store's
+/// conditional create. A local file is written as by [`write_bytes`]; its
+/// `--no-overwrite` is [`check_output`]'s, as for a run's output.
 pub(crate) fn write_bytes_as(path: &Path, bytes: &[u8], mode: WriteMode) -> Result<(), Error> {
     match remote_url(path)? {
         Some(url) => Ok(nbexec_storage::blocking::write_with_retry(
