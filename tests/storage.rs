@@ -254,13 +254,7 @@ mod remote {
             ])
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-        assert!(
-            stderr(&o).contains("s3://nbs/taken.ipynb: already exists (--no-overwrite)"),
-            "{}",
-            stderr(&o)
-        );
-        assert_eq!(moto.get_object("nbs", "taken.ipynb").unwrap(), b"keep me");
+        refused_as_taken(&moto, &o);
         // One that appears while the notebook runs: the store's conditional create
         // refuses the upload at the end, and the notebook is kept locally.
         let nb = input_nb(vec![code("import time; time.sleep(4)", &[])]);
@@ -327,17 +321,23 @@ mod remote {
         // With --no-overwrite, an object already there is refused and kept.
         moto.put_object("nbs", "taken.ipynb", b"keep me");
         let o = prepare("s3://nbs/taken.ipynb", &["--no-overwrite"]);
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-        assert!(
-            stderr(&o).contains("s3://nbs/taken.ipynb: already exists (--no-overwrite)"),
-            "{}",
-            stderr(&o)
-        );
-        assert_eq!(moto.get_object("nbs", "taken.ipynb").unwrap(), b"keep me");
+        refused_as_taken(&moto, &o);
         // And a new object is created.
         let o = prepare("s3://nbs/new.ipynb", &["--no-overwrite"]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(moto.get_object("nbs", "new.ipynb").is_some());
+    }
+
+    /// `o` was refused (exit 2, before any kernel) because `s3://nbs/taken.ipynb`
+    /// exists, and that object still holds "keep me".
+    fn refused_as_taken(moto: &MotoServer, o: &std::process::Output) {
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+        assert!(
+            stderr(o).contains("s3://nbs/taken.ipynb: already exists (--no-overwrite)"),
+            "{}",
+            stderr(o)
+        );
+        assert_eq!(moto.get_object("nbs", "taken.ipynb").unwrap(), b"keep me");
     }
 
     /// The path in "it was written to PATH instead".

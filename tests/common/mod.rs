@@ -540,7 +540,6 @@ impl KernelGateway {
     }
 
     fn start_full(max_kernels: Option<u32>, tls: Option<(&TestPki, bool)>) -> KernelGateway {
-        use std::os::unix::process::CommandExt;
         let enterprise = Self::kind() == "enterprise";
         let (venv, program, app) = if enterprise {
             (
@@ -607,9 +606,9 @@ impl KernelGateway {
         let (port, child) = start_on_free_port(
             "the Kernel Gateway",
             &gw.log,
-            |port, log_file| {
-                Command::new(venv.join("bin").join(program))
-                    .arg(format!("--{app}.ip=127.0.0.1"))
+            |port| {
+                let mut c = Command::new(venv.join("bin").join(program));
+                c.arg(format!("--{app}.ip=127.0.0.1"))
                     .arg(format!("--{app}.port={port}"))
                     .arg(format!("--{app}.auth_token={}", gw.token))
                     .arg(format!("--{app}.port_retries=0"))
@@ -619,13 +618,8 @@ impl KernelGateway {
                     .env("JUPYTER_RUNTIME_DIR", gw._dir.path().join("runtime"))
                     .env("JUPYTER_DATA_DIR", gw._dir.path().join("data"))
                     .env_remove("JUPYTER_PATH")
-                    .env_remove("VIRTUAL_ENV")
-                    .stdin(std::process::Stdio::null())
-                    .stdout(log_file.try_clone().unwrap())
-                    .stderr(log_file)
-                    .process_group(0)
-                    .spawn()
-                    .expect("the Kernel Gateway starts")
+                    .env_remove("VIRTUAL_ENV");
+                c
             },
             |port| match &gw.tls {
                 Some(tls) => {
@@ -1649,21 +1643,30 @@ impl RefusingPort {
 }
 
 /// Starts a loopback server on a free port and waits up to 90 s for `up(port)`.
-/// `spawn(port, log)` starts it with its output going to `log` (at the path
-/// `log`). The port is free when probed, but another process (a kernel of a test
-/// running beside this one) can take it before the server binds it; the server
-/// then exits saying the address is in use, and it is started again on a fresh
-/// port, five times at most. Any other early exit fails at once, with the log.
+/// `command(port)` is the server on that port; it is started in a process group of
+/// its own, its output going to the file `log`. The port is free when probed, but
+/// another process (a kernel of a test running beside this one) can take it before
+/// the server binds it; the server then exits saying the address is in use, and it
+/// is started again on a fresh port, five times at most. Any other early exit fails
+/// at once, with the log.
 pub fn start_on_free_port(
     what: &str,
     log: &Path,
-    mut spawn: impl FnMut(u16, std::fs::File) -> std::process::Child,
+    mut command: impl FnMut(u16) -> Command,
     mut up: impl FnMut(u16) -> bool,
 ) -> (u16, std::process::Child) {
+    use std::os::unix::process::CommandExt;
     const TRIES: u32 = 5;
     for attempt in 1..=TRIES {
         let port = free_port();
-        let mut child = spawn(port, std::fs::File::create(log).unwrap());
+        let log_file = std::fs::File::create(log).unwrap();
+        let mut child = command(port)
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} starts: {e}"));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         loop {
             if up(port) {
@@ -1795,7 +1798,6 @@ impl MotoServer {
 
     /// With extra environment for the server (moto's settings).
     pub fn start_with(env: &[(&str, &str)]) -> MotoServer {
-        use std::os::unix::process::CommandExt;
         let program = venv().join("bin/moto_server");
         assert!(
             program.exists(),
@@ -1807,17 +1809,12 @@ impl MotoServer {
         let (port, child) = start_on_free_port(
             "moto_server",
             &log,
-            |port, log_file| {
-                Command::new(&program)
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            |port| {
+                let mut c = Command::new(&program);
+                c.args(["-H", "127.0.0.1", "-p", &port.to_string()])
                     .envs(env.iter().copied())
-                    .current_dir(dir.path())
-                    .stdin(std::process::Stdio::null())
-                    .stdout(log_file.try_clone().unwrap())
-                    .stderr(log_file)
-                    .process_group(0)
-                    .spawn()
-                    .expect("moto_server starts")
+                    .current_dir(dir.path());
+                c
             },
             |port| http_request(port, "GET", "/moto-api/", &[], b"").0 == 200,
         );
@@ -2019,7 +2016,6 @@ pub struct JupyterServer {
 
 impl JupyterServer {
     pub fn start() -> JupyterServer {
-        use std::os::unix::process::CommandExt;
         let program = venv().join("bin/jupyter-server");
         assert!(
             program.exists(),
@@ -2037,9 +2033,9 @@ impl JupyterServer {
         let (port, child) = start_on_free_port(
             "jupyter-server",
             &log,
-            |port, log_file| {
-                Command::new(&program)
-                    .arg("--ServerApp.ip=127.0.0.1")
+            |port| {
+                let mut c = Command::new(&program);
+                c.arg("--ServerApp.ip=127.0.0.1")
                     .arg(format!("--ServerApp.port={port}"))
                     .arg("--ServerApp.port_retries=0")
                     .arg(format!("--IdentityProvider.token={token}"))
@@ -2049,13 +2045,8 @@ impl JupyterServer {
                     .env("JUPYTER_RUNTIME_DIR", state.join("runtime"))
                     .env("JUPYTER_DATA_DIR", state.join("data"))
                     .env("JUPYTER_CONFIG_DIR", state.join("config"))
-                    .env_remove("JUPYTER_TOKEN")
-                    .stdin(std::process::Stdio::null())
-                    .stdout(log_file.try_clone().unwrap())
-                    .stderr(log_file)
-                    .process_group(0)
-                    .spawn()
-                    .expect("jupyter-server starts")
+                    .env_remove("JUPYTER_TOKEN");
+                c
             },
             |port| {
                 http_request(
