@@ -519,21 +519,13 @@ where
 }
 
 fn admin_routes() -> Router<AppState> {
-    Router::new()
+    let mut router = Router::new()
         .route("/admin", get_or_post(root))
         .route("/admin/", get_or_post(root))
         .route("/admin/notebooks", get_or_post(notebooks))
         .route("/admin/notebooks/executeNotebook", get_or_post(execute))
-        .route("/admin/notebooks/jobs", get_or_post(jobs_list))
-        .route("/admin/notebooks/jobs/{id}", get_or_post(job_detail))
         .route("/admin/generateToken", get_or_post(auth::generate_token))
         .route("/admin/system", get_or_post(system))
-        .route("/admin/system/jobs", get_or_post(jobs_list))
-        .route("/admin/system/jobs/{id}", get_or_post(job_detail))
-        .route("/admin/notebooks/jobs/{id}/cancel", get_or_post(job_cancel))
-        .route("/admin/system/jobs/{id}/cancel", get_or_post(job_cancel))
-        .route("/admin/system/jobs/deleteAll", get_or_post(delete_all))
-        .route("/admin/notebooks/jobs/deleteAll", get_or_post(delete_all))
         .route(
             "/admin/notebooks/jobs/{id}/output.ipynb",
             get_or_post(artifact_output),
@@ -542,7 +534,16 @@ fn admin_routes() -> Router<AppState> {
             "/admin/notebooks/jobs/{id}/report.html",
             get_or_post(artifact_report),
         )
-        .route("/admin/notebooks/jobs/{id}/log", get_or_post(artifact_log))
+        .route("/admin/notebooks/jobs/{id}/log", get_or_post(artifact_log));
+    // The jobs resource answers under both of ArcGIS's paths for it.
+    for jobs in ["/admin/notebooks/jobs", "/admin/system/jobs"] {
+        router = router
+            .route(jobs, get_or_post(jobs_list))
+            .route(&format!("{jobs}/{{id}}"), get_or_post(job_detail))
+            .route(&format!("{jobs}/{{id}}/cancel"), get_or_post(job_cancel))
+            .route(&format!("{jobs}/deleteAll"), get_or_post(delete_all));
+    }
+    router
 }
 
 /// Routes that stream (no request timeout).
