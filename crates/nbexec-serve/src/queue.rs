@@ -237,11 +237,12 @@ impl Queue {
         lock(&self.live).get(id).map(|tx| tx.subscribe())
     }
 
-    /// Does anybody follow job `id`'s events now?
-    fn has_listeners(&self, id: &str) -> bool {
+    /// The channel of job `id`'s events, if anybody follows them now.
+    fn followed(&self, id: &str) -> Option<broadcast::Sender<LiveEvent>> {
         lock(&self.live)
             .get(id)
-            .is_some_and(|tx| tx.receiver_count() > 0)
+            .filter(|tx| tx.receiver_count() > 0)
+            .cloned()
     }
 
     fn publish(&self, id: &str, name: &'static str, data: Value) {
@@ -468,7 +469,8 @@ impl Queue {
             use std::io::Write;
             // An event's JSON (an output's whole value, images and all) is built only
             // while somebody follows the job's events.
-            let listening = me.has_listeners(&job_id);
+            let followed = me.followed(&job_id);
+            let listening = followed.is_some();
             let (name, data, line) = match ev {
                 RunEvent::KernelReady { kernel, cells } => (
                     "kernel",
@@ -511,8 +513,8 @@ impl Queue {
             if let (Some(log), Some(line)) = (log.as_mut(), line) {
                 let _ = log.write_all(line.as_bytes()).and_then(|()| log.flush());
             }
-            if let Some(data) = data {
-                me.publish(&job_id, name, data);
+            if let (Some(tx), Some(data)) = (followed, data) {
+                let _ = tx.send(LiveEvent { name, data });
             }
         };
         let warnings = Mutex::new(Vec::<String>::new());
